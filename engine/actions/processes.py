@@ -1,0 +1,84 @@
+"""``process`` (start a long-running background process) and ``stop``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+
+from engine.actions.base import ActionContext, Result, action
+from engine.transport.base import BackgroundSpec
+from engine.units import parse_duration
+
+NAME = vol.Match(r"^[A-Za-z0-9_.@:-]+$", msg="a process name uses letters, digits and _ . @ : -")
+
+
+def _describe_process(args: dict[str, Any]) -> str:
+    flags = ["critical" if args.get("critical", True) else "not critical", f"tier {args.get('tier', 1)}"]
+    env = " ".join(f"{k}={v}" for k, v in sorted((args.get("env") or {}).items()))
+    return f"start '{args['name']}' ({', '.join(flags)}): {env + ' ' if env else ''}{args['cmd']}"
+
+
+@action(
+    "process",
+    {
+        vol.Required("name"): NAME,
+        vol.Required("cmd"): str,
+        vol.Optional("log"): str,
+        vol.Optional("env"): {str: vol.Any(str, int, float, bool)},
+        vol.Optional("chdir"): str,
+        vol.Optional("critical"): bool,
+        vol.Optional("tier"): vol.All(int, vol.Range(min=0, max=9)),
+        vol.Optional("grace"): vol.Any(int, float, str),
+    },
+    describe=_describe_process,
+)
+def process(ctx: ActionContext, args: dict[str, Any]) -> Result:
+    """Start a long-running background process (a server, a sidecar, a Slurm step).
+
+    It is recorded in the run (host, pid or step, log), stopped at the end of the run in
+    teardown tier order (``tier``: 0 benchmarks, 1 workers and router, 2 sidecars), and, if
+    ``critical`` (the default), watched: its death fails the run with its log tail. A
+    ``health:`` block on the same task waits for it to be ready."""
+    name = str(args["name"])
+    existing = ctx.processes.get(ctx.host, name)
+    if existing is not None and ctx.processes.alive(existing):
+        return {
+            "failed": True,
+            "msg": f"a process named '{name}' is already running on {ctx.host} (log {existing.log}); stop it first or pick another name",
+        }
+    log = args.get("log") or str(ctx.run_dir / "logs" / ctx.host / f"{name}.process.log")
+    env = {**ctx.environment, **{k: str(v) for k, v in (args.get("env") or {}).items()}}
+    spec = BackgroundSpec(name=name, cmd=str(args["cmd"]), log=log, env=env, cwd=args.get("chdir"))
+    critical = bool(args.get("critical", True))
+    tier = int(args.get("tier", 1))
+    record = ctx.transport.start(spec, critical=critical, tier=tier)
+    ctx.processes.add(record)
+    if ctx.push_teardown is not None:
+        ctx.push_teardown(
+            {
+                "kind": "process",
+                "host": ctx.host,
+                "name": name,
+                "tier": tier,
+                "grace": parse_duration(args.get("grace", 10), what="grace"),
+                "label": f"stop {record.label}",
+            }
+        )
+    return {"changed": True, "process": record.to_dict(), "log": log, "name": name, **dict(record.handle)}
+
+
+@action(
+    "stop",
+    {vol.Required("name"): NAME, vol.Optional("grace"): vol.Any(int, float, str)},
+    describe=lambda a: f"stop '{a['name']}' (TERM, {a.get('grace', 10)}s grace, KILL)",
+)
+def stop(ctx: ActionContext, args: dict[str, Any]) -> Result:
+    """Stop a named background process: SIGTERM, wait ``grace`` seconds, then SIGKILL."""
+    name = str(args["name"])
+    record = ctx.processes.get(ctx.host, name)
+    if record is None:
+        return {"changed": False, "msg": f"no process named '{name}' on {ctx.host}"}
+    ran = ctx.transport.stop(record, grace=parse_duration(args.get("grace", 10), what="grace"))
+    ctx.processes.remove(ctx.host, name)
+    return {"changed": ran, "name": name, "msg": "stopped" if ran else "was not running"}

@@ -1,0 +1,375 @@
+"""The ``smlplay`` command line: parse, call the API, render the result. No logic here.
+
+Exit codes: 0 ok, 1 a task failed, 2 usage or validation error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from engine.errors import SmlplayError, ValidationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_INVENTORY = "inventory/local.yaml"
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _fail(err: SmlplayError) -> None:
+    from engine.display import render_error
+
+    render_error(err, _console(stderr=True))
+    sys.exit(err.exit_code)
+
+
+def _guard(fn: F) -> F:
+    """Turn engine errors into a message and an exit code, never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SmlplayError as err:
+            _fail(err)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, SystemExit):
+            raise
+        except Exception as exc:  # a bug in smlplay: say so plainly, keep the trace for -vv
+            import os
+            import traceback
+
+            if os.environ.get("SMLPLAY_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (set SMLPLAY_DEBUG=1 for the traceback)", err=True)
+            sys.exit(3)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
+    """``-e k=v`` (strings; several per -e), ``-e @file.yaml``, ``-e '{"json": 1}'``;
+    later ones win. Dotted keys (``layout.decode.workers=2``) change one nested field."""
+    from engine.load.yaml import load_file, loads
+    from engine.vars import Layer
+
+    layers = []
+    for raw in values:
+        text = raw.strip()
+        if text.startswith("@"):
+            data = load_file(text[1:])
+            if not isinstance(data, dict):
+                raise ValidationError(f"-e {raw}: the file must hold a mapping of variables")
+            layers.append(Layer("extra vars", f"-e {raw}", data))
+        elif text.startswith(("{", "[")):
+            data = loads(text, "<-e>")
+            if not isinstance(data, dict):
+                raise ValidationError(f"-e {raw}: JSON/YAML extra vars must be a mapping")
+            layers.append(Layer("extra vars", "-e (json)", data))
+        else:
+            pairs = {}
+            for token in shlex.split(text):
+                if "=" not in token:
+                    raise ValidationError(f"-e {raw!r}: expected key=value, @file.yaml or a JSON mapping")
+                key, _, value = token.partition("=")
+                pairs[key] = value
+            layers.append(Layer("extra vars", f"-e {raw}", pairs))
+    return tuple(layers)
+
+
+def _inventory(path: str | None) -> str | None:
+    if path:
+        if not Path(path).exists():
+            raise ValidationError(f"inventory file not found: {path}")
+        return path
+    return DEFAULT_INVENTORY if Path(DEFAULT_INVENTORY).exists() else None
+
+
+def _options(**kw: Any) -> Any:
+    from engine.executor.context import RunOptions
+    from engine.units import parse_duration
+
+    def tags(values: tuple[str, ...]) -> frozenset[str]:
+        return frozenset(t.strip() for v in values for t in v.split(",") if t.strip())
+
+    return RunOptions(
+        extra_vars=parse_extra_vars(kw.get("extra_vars", ())),
+        forks=kw.get("forks", 16),
+        tags=tags(kw.get("tags", ())),
+        skip_tags=tags(kw.get("skip_tags", ())),
+        limit=kw.get("limit"),
+        start_at_task=kw.get("start_at_task"),
+        dry_run=kw.get("dry_run", False),
+        keep_running=kw.get("keep_running", False),
+        verbosity=kw.get("verbose", 0),
+        health_timeout=parse_duration(kw["health_timeout"], what="--health-timeout") if kw.get("health_timeout") else None,
+    )
+
+
+def common_options(fn: F) -> F:
+    decorators = [
+        click.option("-i", "--inventory", "inventory", help=f"Inventory file (default {DEFAULT_INVENTORY} if present, else implicit localhost)."),
+        click.option("-e", "--extra-vars", "extra_vars", multiple=True, help="k=v, @file.yaml or a JSON mapping; repeatable, last wins."),
+        click.option("-t", "--tags", multiple=True, help="Run only tasks with these tags."),
+        click.option("--skip-tags", multiple=True, help="Skip tasks with these tags."),
+        click.option("-l", "--limit", help="Limit hosts to a pattern (a:b, a:&b, a:!b)."),
+        click.option("--start-at-task", help="Start at the task with this name."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smlplay")
+def main() -> None:
+    """smlplay: playbooks that bring up LLM inference stacks on Slurm clusters."""
+
+
+def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
+    from engine import plan as plan_format
+    from engine.executor.run import load, render_plan
+
+    inventory = _inventory(kw.get("inventory"))
+    options = _options(**kw)
+    book, _inv, loader = load(playbook, inventory)
+    plan = render_plan(book, inventory, options, loader)
+    if out:
+        written = plan_format.write_tree(plan, Path(out))
+        click.echo(f"wrote {len(written)} files to {out}")
+    click.echo(plan_format.FORMATS[fmt](plan), nl=False)
+
+
+@main.command()
+@click.argument("playbook", type=click.Path(dir_okay=False))
+@common_options
+@click.option("--dry-run", "--check", "dry_run", is_flag=True, help="Render every task for every host; run nothing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", help="Dry-run output format.")
+@click.option("--out", type=click.Path(file_okay=False), help="Dry-run: write one file per host/step here.")
+@click.option("-f", "--forks", type=click.IntRange(1, 512), default=16, show_default=True)
+@click.option("--keep-running", is_flag=True, help="Leave background processes running (tear down later with `smlplay down`).")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", help="Live output: rich text or JSON events.")
+@click.option("--health-timeout", help="Default health-check deadline (e.g. 60m) for tasks that set none.")
+@click.option("-v", "--verbose", count=True, help="Show stdout/stderr of tasks.")
+@_guard
+def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **kw: Any) -> None:
+    """Run PLAYBOOK (or render it with --dry-run)."""
+    if dry_run:
+        _render(playbook, fmt, out, **kw)
+        return
+    from engine.display import JsonDisplay, TextDisplay
+    from engine.executor.run import execute
+
+    sink = JsonDisplay() if output == "json" else TextDisplay(verbosity=kw.get("verbose", 0))
+    outcome = execute(playbook, _inventory(kw.get("inventory")), _options(**kw), sink=sink, argv=sys.argv[1:])
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("playbook", type=click.Path(dir_okay=False))
+@common_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option("--out", type=click.Path(file_okay=False), help="Write one file per host/step here.")
+@_guard
+def render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
+    """Render PLAYBOOK without running anything (same as run --dry-run)."""
+    _render(playbook, fmt, out, **kw)
+
+
+@main.command()
+@click.argument("playbook", type=click.Path(dir_okay=False))
+@common_options
+@_guard
+def check(playbook: str, **kw: Any) -> None:
+    """Validate PLAYBOOK, its roles, their arguments and every template, running nothing."""
+    from engine.executor.run import load, render_plan
+
+    inventory = _inventory(kw.get("inventory"))
+    book, _inv, loader = load(playbook, inventory)
+    plan = render_plan(book, inventory, _options(**kw), loader)
+    steps = sum(len(p["steps"]) for p in plan)
+    click.echo(f"ok: {playbook}: {len(book.plays)} plays, {steps} rendered steps")
+
+
+@main.command("vars")
+@click.argument("playbook", type=click.Path(dir_okay=False))
+@click.option("--host", default="localhost", show_default=True)
+@click.option("--play", "play_index", type=int, default=1, show_default=True, help="Which play's variables (1-based).")
+@click.option("--explain", "explain", help="Show where NAME's value comes from.")
+@click.option("-i", "--inventory", "inventory")
+@click.option("-e", "--extra-vars", "extra_vars", multiple=True)
+@_guard
+def vars_(playbook: str, host: str, play_index: int, explain: str | None, inventory: str | None, extra_vars: tuple[str, ...]) -> None:
+    """Print a host's final variables for a play, or explain one (--explain NAME)."""
+    from engine.events import NullSink
+    from engine.executor.run import load
+    from engine.executor.runner import Inherited, Runner, _plain
+
+    inv_path = _inventory(inventory)
+    book, inv, loader = load(playbook, inv_path)
+    if not 1 <= play_index <= len(book.plays):
+        raise ValidationError(f"--play {play_index}: the playbook has {len(book.plays)} plays")
+    runner = Runner(book, inv, _options(extra_vars=extra_vars), loader=loader, sink=NullSink(), run_dir=Path("runs/<run-id>"), run_id="<run-id>")
+    play = book.plays[play_index - 1]
+    runner._play_layers = runner._build_play_layers(play)
+    scope = runner.scope_for(host, None, Inherited())
+    if explain:
+        try:
+            info = scope.explain(explain)
+        except KeyError:
+            raise ValidationError(f"variable '{explain}' is not defined for host '{host}' in play '{play.name}' (role defaults are visible only inside their role)") from None
+        click.echo(f"{explain} = {json.dumps(_plain(info.value), sort_keys=True, default=str)}")
+        click.echo(f"  from {info.winner}")
+        for origin, raw in info.candidates[1:]:
+            click.echo(f"  overrides {origin}: {json.dumps(_plain(raw), default=str)}")
+        return
+    for name in sorted(scope):
+        if name in ("hostvars", "groups"):
+            continue
+        try:
+            value = _plain(scope[name])
+        except SmlplayError as exc:
+            value = f"<error: {exc.message}>"
+        origin = scope.explain(name).winner
+        click.echo(f"{name} = {json.dumps(value, sort_keys=True, default=str)}    # {origin}")
+
+
+@main.group()
+def roles() -> None:
+    """Inspect the roles on the roles path."""
+
+
+@roles.command("list")
+@_guard
+def roles_list() -> None:
+    """List roles with their short description."""
+    from engine.load.loader import Loader, default_roles_path
+
+    loader = Loader(default_roles_path())
+    names = sorted({d.name for base in default_roles_path() if base.is_dir() for d in base.iterdir() if (d / "tasks").is_dir()})
+    for name in names:
+        role = loader.role(name, None, "roles list")
+        click.echo(f"{name:20} {role.description}  ({role.path})")
+
+
+@roles.command("show")
+@click.argument("name")
+@_guard
+def roles_show(name: str) -> None:
+    """Show a role's arguments: types, defaults, choices and docs."""
+    from engine.load.loader import Loader, default_roles_path
+
+    role = Loader(default_roles_path()).role(name, None, "roles show")
+    click.echo(f"{role.name}: {role.description}\n  path: {role.path}")
+    if role.dependencies:
+        click.echo("  dependencies: " + ", ".join(d.name for d in role.dependencies))
+    click.echo("  arguments:")
+    for spec in role.argument_specs.values():
+        default = role.defaults.get(spec.name, spec.default if spec.has_default else None)
+        flags = "required" if spec.required else f"default {json.dumps(default, default=str)}"
+        choices = f", one of {', '.join(map(str, spec.choices))}" if spec.choices else ""
+        click.echo(f"    {spec.name} ({spec.type}{choices}; {flags})\n        {spec.description}")
+
+
+@main.command("runs")
+@_guard
+def runs_cmd() -> None:
+    """List recorded runs, newest last."""
+    from engine.runs import RunRecord
+
+    for record in RunRecord.all():
+        alive = " (owner alive)" if record.owner_alive() else ""
+        click.echo(f"{record.id:48} {record.status:14} {record.state.get('playbook', '')}{alive}")
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@_guard
+def status(run_id: str) -> None:
+    """Show a run's status, live processes and pending teardown."""
+    from engine.runs import RunRecord
+
+    record = RunRecord.open(run_id)
+    s = record.state
+    click.echo(f"run {record.id}: {record.status}  ({s.get('playbook')})")
+    click.echo(f"  directory: {record.path}")
+    for proc in s.get("processes", []):
+        click.echo(f"  process {proc['name']}@{proc['host']} {dict(proc['handle'])} log={proc['log']}")
+    for entry in s.get("teardown", []):
+        click.echo(f"  teardown tier {entry.get('tier')}: {entry.get('label')}")
+    for pending in s.get("pending_handlers", []):
+        click.echo(f"  pending handler: {pending.get('handler')} on {pending.get('host')}")
+    if s.get("recap"):
+        for host, stats in s["recap"].items():
+            click.echo(f"  {host}: " + " ".join(f"{k}={v}" for k, v in sorted(stats.items())))
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--task", help="Only logs of tasks whose name contains this.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@_guard
+def logs(run_id: str, task: str | None, follow: bool) -> None:
+    """Print a run's task and process logs."""
+    import time
+
+    from engine.runs import RunRecord
+
+    record = RunRecord.open(run_id)
+    offsets: dict[Path, int] = {}
+
+    def dump() -> None:
+        for path in sorted((record.path / "logs").rglob("*.log")):
+            if task and task.lower().replace(" ", "-") not in path.name.lower():
+                continue
+            data = path.read_bytes()
+            start = offsets.get(path, 0)
+            if len(data) > start:
+                if start == 0:
+                    click.echo(f"==> {path.relative_to(record.path)} <==")
+                click.echo(data[start:].decode("utf-8", "replace"), nl=False)
+                offsets[path] = len(data)
+
+    dump()
+    while follow and RunRecord.open(str(record.path)).owner_alive():
+        time.sleep(0.5)
+        dump()
+    if follow:
+        dump()
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@_guard
+def down(run_id: str) -> None:
+    """Tear down RUN: stop its processes, run its pending handlers, release allocations."""
+    from engine.display import TextDisplay
+    from engine.executor.run import down as do_down
+
+    sys.exit(do_down(run_id, sink=TextDisplay()))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def sim(ctx: click.Context) -> None:
+    """Run the simulated SGLang-compatible server (same flags as sglang.launch_server)."""
+    from engine.sim.__main__ import main as sim_main
+
+    sys.exit(sim_main(list(ctx.args)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,63 @@
+"""Run options and the per-run context, computed once and passed down explicitly."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.vars import Layer
+
+#: Recap columns, in Ansible's order.
+STATS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything the command line can change about a run."""
+
+    extra_vars: tuple[Layer, ...] = ()
+    forks: int = 16
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    limit: str | None = None
+    start_at_task: str | None = None
+    dry_run: bool = False
+    keep_running: bool = False
+    verbosity: int = 0
+    health_timeout: float | None = None
+
+
+@dataclass
+class HostState:
+    """What the run knows about one host: facts (registered results, ``set_fact``),
+    whether it failed, its recap counters, and the handlers it notified."""
+
+    name: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False
+    unreachable: bool = False
+    stats: Counter[str] = field(default_factory=Counter)
+    notified: list[str] = field(default_factory=list)
+    ended: bool = False
+
+
+@dataclass
+class RunControl:
+    """Cancellation shared by every thread of the run (set by SIGINT/SIGTERM)."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        if not self.cancel.is_set():
+            self.reason = reason
+            self.cancel.set()
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    run_dir: Path
+    run_id: str

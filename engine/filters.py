@@ -1,0 +1,233 @@
+"""Jinja2 filters: the everyday Ansible set plus domain filters (Slurm host lists).
+
+Each filter is a plain function; :data:`FILTERS` is what :mod:`engine.template` installs.
+Jinja's built-ins already cover ``join``, ``map``, ``select``, ``selectattr``,
+``rejectattr``, ``unique``, ``int``, ``default``/``d`` (without Ansible's falsy variant,
+which ``default`` below restores).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os.path
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import yaml
+from jinja2 import Undefined
+from jinja2.exceptions import FilterArgumentError
+
+from engine.errors import TemplateError
+
+
+def default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    if isinstance(value, Undefined) or (boolean and not value):
+        return default_value
+    return value
+
+
+def mandatory(value: Any, msg: str | None = None) -> Any:
+    if isinstance(value, Undefined):
+        raise TemplateError(msg or "a mandatory variable is not defined")
+    return value
+
+
+_TRUE = {"true", "1", "y", "yes", "on"}
+_FALSE = {"false", "0", "n", "no", "off", ""}
+
+
+def to_bool(value: Any) -> bool:
+    """Explicit conversion: here ``yes``/``on`` are accepted because the user asked for it."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise FilterArgumentError(f"cannot interpret {value!r} as a boolean")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def to_json(value: Any, **kw: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=kw.pop("sort_keys", False), **kw)
+
+
+def to_nice_json(value: Any, indent: int = 4, **kw: Any) -> str:
+    return json.dumps(_plain(value), indent=indent, sort_keys=True, **kw)
+
+
+def to_yaml(value: Any, **kw: Any) -> str:
+    return yaml.safe_dump(_plain(value), default_flow_style=kw.pop("default_flow_style", None), **kw)
+
+
+def to_nice_yaml(value: Any, indent: int = 2, **kw: Any) -> str:
+    return yaml.safe_dump(_plain(value), indent=indent, default_flow_style=False, sort_keys=False, **kw)
+
+
+def from_yaml(value: str) -> Any:
+    from engine.load.yaml import loads, plain
+
+    return plain(loads(value, "<from_yaml>"))
+
+
+def combine(*dicts: Mapping[str, Any], recursive: bool = False, list_merge: str = "replace") -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for d in dicts:
+        if isinstance(d, list):  # combine(list_of_dicts)
+            for item in d:
+                result = combine(result, item, recursive=recursive, list_merge=list_merge)
+            continue
+        for key, value in d.items():
+            old = result.get(key)
+            if recursive and isinstance(old, Mapping) and isinstance(value, Mapping):
+                result[key] = combine(old, value, recursive=True, list_merge=list_merge)
+            elif list_merge == "append" and isinstance(old, list) and isinstance(value, list):
+                result[key] = old + value
+            else:
+                result[key] = value
+    return result
+
+
+def regex_replace(value: Any, pattern: str, replacement: str = "", ignorecase: bool = False, count: int = 0) -> str:
+    flags = re.IGNORECASE if ignorecase else 0
+    return re.sub(pattern, replacement, str(value), count=count, flags=flags)
+
+
+def regex_search(value: Any, pattern: str, *groups: str, ignorecase: bool = False) -> Any:
+    flags = re.IGNORECASE if ignorecase else 0
+    match = re.search(pattern, str(value), flags)
+    if not match:
+        return None
+    if not groups:
+        return match.group(0)
+    out = []
+    for g in groups:
+        if g.startswith("\\g<"):
+            out.append(match.group(g[3:-1]))
+        elif g.startswith("\\"):
+            out.append(match.group(int(g[1:])))
+    return out
+
+
+def regex_findall(value: Any, pattern: str, ignorecase: bool = False) -> list[Any]:
+    return re.findall(pattern, str(value), re.IGNORECASE if ignorecase else 0)
+
+
+def quote(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+def b64encode(value: Any, encoding: str = "utf-8") -> str:
+    return base64.b64encode(str(value).encode(encoding)).decode("ascii")
+
+
+def b64decode(value: Any, encoding: str = "utf-8") -> str:
+    return base64.b64decode(str(value)).decode(encoding)
+
+
+def flatten(value: Iterable[Any], levels: int | None = None) -> list[Any]:
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, list | tuple) and (levels is None or levels > 0):
+            out.extend(flatten(item, None if levels is None else levels - 1))
+        elif item is not None:
+            out.append(item)
+    return out
+
+
+def dict2items(value: Mapping[str, Any], key_name: str = "key", value_name: str = "value") -> list[dict[str, Any]]:
+    return [{key_name: k, value_name: v} for k, v in value.items()]
+
+
+def items2dict(value: Iterable[Mapping[str, Any]], key_name: str = "key", value_name: str = "value") -> dict[Any, Any]:
+    return {item[key_name]: item[value_name] for item in value}
+
+
+def ternary(value: Any, true_val: Any, false_val: Any, none_val: Any = None) -> Any:
+    if value is None and none_val is not None:
+        return none_val
+    return true_val if value else false_val
+
+
+def union(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
+    return unique(list(a) + list(b))
+
+
+def difference(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
+    other = list(b)
+    return [x for x in unique(a) if x not in other]
+
+
+def intersect(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
+    other = list(b)
+    return [x for x in unique(a) if x in other]
+
+
+def unique(value: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in value:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def hostlist_expand(value: Any) -> list[str]:
+    from engine.slurm.hostlist import expand
+
+    if isinstance(value, list | tuple):
+        return [h for item in value for h in expand(str(item))]
+    return expand(str(value))
+
+
+def hostlist_compress(value: Any) -> str:
+    from engine.slurm.hostlist import compress
+
+    return compress([str(v) for v in ([value] if isinstance(value, str) else value)])
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "default": default,
+    "d": default,
+    "mandatory": mandatory,
+    "bool": to_bool,
+    "to_json": to_json,
+    "to_nice_json": to_nice_json,
+    "from_json": json.loads,
+    "to_yaml": to_yaml,
+    "to_nice_yaml": to_nice_yaml,
+    "from_yaml": from_yaml,
+    "combine": combine,
+    "regex_replace": regex_replace,
+    "regex_search": regex_search,
+    "regex_findall": regex_findall,
+    "quote": quote,
+    "b64encode": b64encode,
+    "b64decode": b64decode,
+    "basename": os.path.basename,
+    "dirname": os.path.dirname,
+    "flatten": flatten,
+    "dict2items": dict2items,
+    "items2dict": items2dict,
+    "ternary": ternary,
+    "union": union,
+    "difference": difference,
+    "intersect": intersect,
+    "unique": unique,
+    "hostlist_expand": hostlist_expand,
+    "hostlist_compress": hostlist_compress,
+}

@@ -1,0 +1,63 @@
+"""A tiny HTTP/1.1 client that runs over a transport's TCP connection.
+
+Health probes and the ``http`` action must reach ports that only the host (or the login
+node in front of it) can see, so requests go through ``transport.connect_tcp``: a plain
+socket locally, a ``direct-tcpip`` channel over SSH. ``http.client`` does the protocol work;
+we only hand it the connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json as jsonlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine.transport.base import Transport
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.body) if self.body else None
+
+
+def request(
+    transport: Transport,
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> HttpResponse:
+    """One request; raises ``OSError`` on connection failure (the caller decides retries)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", ""):
+        raise ValueError(f"only http:// URLs are supported here, got {url!r}")
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or 80
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    sock = transport.connect_tcp(host, port, timeout)
+    sock.settimeout(timeout)
+    conn.sock = sock
+    try:
+        conn.request(method, path, body=body, headers={"Connection": "close", **(headers or {})})
+        resp = conn.getresponse()
+        data = resp.read()
+        return HttpResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()

@@ -1,0 +1,296 @@
+"""voluptuous schemas for every user-written structure, and errors that point at the field.
+
+voluptuous reports a *path* (``['tasks', 3, 'notfy']``); :func:`validate` walks that path
+through the position-carrying YAML nodes to find the exact line and column, and adds a
+"did you mean" suggestion for misspelt keywords.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import voluptuous as vol
+
+from engine.errors import Position, ValidationError
+from engine.load.yaml import YList, YMap, position_of
+
+
+def suggest(word: str, candidates: Iterable[str]) -> str | None:
+    """The nearest valid name for a typo (``notfy`` -> ``notify``), if one is close."""
+    matches = difflib.get_close_matches(str(word), sorted(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def templatable(inner: Any) -> Any:
+    """Accept a Jinja2 string now (checked again after rendering) or a value of ``inner``."""
+
+    def check(value: Any) -> Any:
+        if is_template(value):
+            return value
+        return vol.Schema(inner)(value)
+
+    return check
+
+
+def _node_at(data: Any, path: list[Any]) -> tuple[Any, Any]:
+    """Walk ``path``; return (parent node, last key) as far as the data goes."""
+    node, parent, key = data, None, None
+    for step in path:
+        if (isinstance(node, dict) and step in node) or (isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)):
+            parent, key, node = node, step, node[step]
+        else:
+            return node, step
+    return parent, key
+
+
+def position_for(data: Any, path: list[Any], *, key: bool = False) -> Position | None:
+    parent, last = _node_at(data, path)
+    if isinstance(parent, YMap):
+        if last in parent:
+            return parent.position_of(last, value=not key)
+        return parent.pos
+    if isinstance(parent, YList) and isinstance(last, int):
+        return parent.position_of(last)
+    return position_of(parent) or position_of(data)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return type(value).__name__.replace("YStr", "str")
+
+
+def validate(schema: Any, data: Any, *, what: str, context: str | None = None) -> Any:
+    """Validate ``data``; on failure raise a :class:`ValidationError` at the offending field."""
+    compiled = schema if isinstance(schema, vol.Schema) else vol.Schema(schema)
+    try:
+        return compiled(data)
+    except vol.MultipleInvalid as exc:
+        first = min(exc.errors, key=lambda e: _sort_key(data, e))
+        raise to_validation_error(first, data, what=what, context=context, schema=compiled) from None
+    except vol.Invalid as exc:
+        raise to_validation_error(exc, data, what=what, context=context, schema=compiled) from None
+
+
+def _sort_key(data: Any, err: vol.Invalid) -> tuple[int, int]:
+    """Report the error that comes first in the file, so repeated runs say the same thing."""
+    pos = position_for(data, list(err.path), key=True)
+    return (pos.line, pos.col) if pos else (0, 0)
+
+
+def to_validation_error(
+    err: vol.Invalid, data: Any, *, what: str, context: str | None = None, schema: Any = None
+) -> ValidationError:
+    path = list(err.path)
+    msg = err.error_message
+    if msg == "extra keys not allowed" and path:
+        keyword = path[-1]
+        guess = suggest(str(keyword), _allowed_keys(schema, path[:-1]))
+        return ValidationError(
+            f"unknown keyword '{keyword}' in {what}",
+            pos=position_for(data, path, key=True),
+            context=context,
+            hint=f"did you mean '{guess}'?" if guess else None,
+        )
+    if msg == "required key not provided" and path:
+        return ValidationError(
+            f"missing required keyword '{path[-1]}' in {what}",
+            pos=position_for(data, path[:-1]) if len(path) > 1 else position_of(data),
+            context=context,
+        )
+    parent, last = _node_at(data, path)
+    value = parent[last] if parent is not None and _has(parent, last) else None
+    field_name = ".".join(str(p) for p in path) or what
+    shown = "" if isinstance(value, dict | list) else f" {value!r}"
+    return ValidationError(
+        f"invalid value for '{field_name}' in {what}: {msg} (got {_type_name(value)}{shown})",
+        pos=position_for(data, path),
+        context=context,
+    )
+
+
+def _has(parent: Any, key: Any) -> bool:
+    if isinstance(parent, dict):
+        return key in parent
+    if isinstance(parent, list) and isinstance(key, int):
+        return 0 <= key < len(parent)
+    return False
+
+
+def _allowed_keys(schema: Any, path: list[Any]) -> list[str]:
+    """The literal keys a (nested) dict schema accepts at ``path``, for suggestions."""
+    node = schema.schema if isinstance(schema, vol.Schema) else schema
+    for step in path:
+        if isinstance(node, vol.Schema):
+            node = node.schema
+        if isinstance(node, vol.Any):
+            node = next((v for v in node.validators if isinstance(v, dict)), None)
+        if isinstance(node, dict):
+            node = next(
+                (v for k, v in node.items() if (k.schema if isinstance(k, vol.Marker) else k) == step),
+                None,
+            )
+        elif isinstance(node, list) and node:
+            node = node[0]
+        else:
+            return []
+    if isinstance(node, vol.Schema):
+        node = node.schema
+    if isinstance(node, vol.Any):
+        node = next((v for v in node.validators if isinstance(v, dict)), None)
+    if not isinstance(node, dict):
+        return []
+    keys = (k.schema if isinstance(k, vol.Marker) else k for k in node)
+    return [k for k in keys if isinstance(k, str)]
+
+
+def require_mapping(data: Any, *, what: str, pos: Position | None, context: str | None = None) -> YMap:
+    if not isinstance(data, dict):
+        raise ValidationError(
+            f"{what} must be a mapping, got {_type_name(data)}",
+            pos=position_of(data) or pos,
+            context=context,
+        )
+    return data  # type: ignore[return-value]
+
+
+def require_list(data: Any, *, what: str, pos: Position | None, context: str | None = None) -> YList:
+    if not isinstance(data, list):
+        raise ValidationError(
+            f"{what} must be a list, got {_type_name(data)}",
+            pos=position_of(data) or pos,
+            context=context,
+        )
+    return data  # type: ignore[return-value]
+
+
+# --- keyword value schemas -------------------------------------------------------------
+
+Str = vol.All(str, vol.Length(min=1))
+StrList = vol.Any(Str, [Str])
+Expr = vol.Any(str, bool, [vol.Any(str, bool)])
+Number = vol.Any(int, float)
+PosNumber = vol.All(Number, vol.Range(min=0))
+Bool = bool
+VarsMap = vol.Schema({vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$"): object})
+EnvMap = vol.Schema({str: vol.Any(str, int, float, bool)})
+
+LOOP_CONTROL = {
+    vol.Optional("loop_var"): vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$"),
+    vol.Optional("index_var"): vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$"),
+    vol.Optional("label"): object,
+    vol.Optional("pause"): PosNumber,
+}
+
+HEALTH = {
+    vol.Optional("http"): vol.Any(
+        str,
+        {
+            vol.Required("url"): str,
+            vol.Optional("status"): vol.Any(int, [int], str),
+            vol.Optional("method"): vol.In(["GET", "POST", "HEAD", "PUT"]),
+            vol.Optional("json"): object,
+            vol.Optional("body"): str,
+            vol.Optional("json_path"): str,
+            vol.Optional("equals"): object,
+            vol.Optional("condition"): str,
+            vol.Optional("contains"): str,
+        },
+    ),
+    vol.Optional("tcp"): vol.Any(
+        str,
+        int,
+        {vol.Required("port"): vol.Any(int, str), vol.Optional("host"): str},
+    ),
+    vol.Optional("log"): vol.Any(
+        str, {vol.Required("regex"): str, vol.Optional("path"): str}
+    ),
+    vol.Optional("cmd"): str,
+    vol.Optional("timeout"): vol.Any(PosNumber, str),
+    vol.Optional("interval"): vol.Any(PosNumber, str),
+    vol.Optional("process"): str,
+    vol.Optional("name"): str,
+}
+
+TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
+    "name": Str,
+    "when": Expr,
+    "loop": vol.Any(list, str),
+    "loop_control": LOOP_CONTROL,
+    "register": vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$", msg="expected a variable name"),
+    "until": Expr,
+    "retries": vol.Any(vol.All(int, vol.Range(min=0)), str),
+    "delay": vol.Any(PosNumber, str),
+    "changed_when": Expr,
+    "failed_when": Expr,
+    "ignore_errors": vol.Any(Bool, str),
+    "notify": StrList,
+    "tags": StrList,
+    "vars": VarsMap,
+    "environment": vol.Any(EnvMap, str),
+    "timeout": vol.Any(PosNumber, str),
+    "run_once": vol.Any(Bool, str),
+    "delegate_to": str,
+    "no_log": Bool,
+    "check_mode": Bool,
+    "health": HEALTH,
+    "listen": StrList,
+    "args": dict,
+}
+
+ROLE_ARG_TYPES = ("str", "int", "float", "bool", "list", "dict", "path", "raw")
+ARG_SPEC = {
+    vol.Optional("type"): vol.In(ROLE_ARG_TYPES),
+    vol.Optional("required"): Bool,
+    vol.Optional("default"): object,
+    vol.Optional("choices"): list,
+    vol.Optional("description"): vol.Any(str, [str]),
+    vol.Optional("elements"): vol.In(ROLE_ARG_TYPES),
+    vol.Optional("options"): dict,
+}
+ROLE_META = {
+    vol.Optional("dependencies"): list,
+    vol.Optional("argument_specs"): {
+        str: {
+            vol.Optional("short_description"): str,
+            vol.Optional("description"): vol.Any(str, [str]),
+            vol.Optional("options"): {str: ARG_SPEC},
+        }
+    },
+    vol.Optional("galaxy_info"): dict,
+    vol.Optional("description"): str,
+}
+
+PLAY = {
+    vol.Required("hosts"): vol.Any(Str, [Str]),
+    vol.Optional("name"): Str,
+    vol.Optional("vars"): VarsMap,
+    vol.Optional("vars_files"): StrList,
+    vol.Optional("roles"): list,
+    vol.Optional("pre_tasks"): list,
+    vol.Optional("tasks"): list,
+    vol.Optional("post_tasks"): list,
+    vol.Optional("handlers"): list,
+    vol.Optional("gather_facts"): Bool,
+    vol.Optional("force_handlers"): Bool,
+    vol.Optional("environment"): EnvMap,
+    vol.Optional("tags"): StrList,
+}
+
+INVENTORY_GROUP: dict[Any, Any] = {
+    vol.Optional("hosts"): vol.Any(None, {str: vol.Any(None, dict)}),
+    vol.Optional("vars"): vol.Any(None, VarsMap),
+    vol.Optional("children"): vol.Any(None, {str: vol.Any(None, dict)}),
+}

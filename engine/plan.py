@@ -1,0 +1,110 @@
+"""Formatting a rendered plan (dry-run) for people, machines and code review.
+
+Output is deterministic: the same playbook, inventory and extra vars give byte-identical
+text, JSON and markdown (no timestamps, no run ids, stable ordering), so a plan can be
+committed and diffed in review.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+Plan = Sequence[dict[str, Any]]
+
+
+def _hosts_of(play: dict[str, Any]) -> list[str]:
+    seen: list[str] = []
+    for step in play["steps"]:
+        if step["host"] not in seen:
+            seen.append(step["host"])
+    return seen or list(play["hosts"])
+
+
+def _step_lines(step: dict[str, Any]) -> list[str]:
+    head = f"- [{step['action']}] {step['task']}"
+    if step.get("item") is not None:
+        head += f" (item={json.dumps(step['item'], sort_keys=True)})"
+    lines = [head, f"    at {step['pos']}"]
+    if step.get("delegate_to"):
+        lines.append(f"    on {step['delegate_to']} (delegated)")
+    if step.get("condition"):
+        lines.append(f"    if {step['condition']}")
+    for i, line in enumerate(str(step["detail"]).splitlines() or [""]):
+        lines.append(("    $ " if i == 0 else "      ") + line)
+    for h in step.get("health", []):
+        lines.append(f"    health: {h}")
+    if step.get("notify"):
+        lines.append(f"    notify: {', '.join(step['notify'])}")
+    return lines
+
+
+def to_text(plan: Plan) -> str:
+    out: list[str] = []
+    for play in plan:
+        out.append(f"PLAY [{play['name']}] hosts={play['pattern']} -> {', '.join(play['hosts']) or '(none)'}")
+        for host in _hosts_of(play):
+            out.append(f"  HOST {host}")
+            for step in play["steps"]:
+                if step["host"] == host:
+                    out.extend("    " + line for line in _step_lines(step))
+        if play.get("handlers"):
+            out.append("  HANDLERS (run when notified, and on failure or interrupt)")
+            for h in play["handlers"]:
+                listen = f" (listen: {', '.join(h['listen'])})" if h.get("listen") else ""
+                out.append(f"    - {h['name']}{listen} [{h['action']}] at {h['pos']}")
+        out.append("")
+    return "\n".join(out)
+
+
+def to_markdown(plan: Plan) -> str:
+    out: list[str] = ["# Plan", ""]
+    for play in plan:
+        out += [f"## Play: {play['name']}", "", f"hosts: `{play['pattern']}` -> {', '.join(f'`{h}`' for h in play['hosts']) or '(none)'}", ""]
+        for host in _hosts_of(play):
+            out += [f"### {host}", ""]
+            for step in play["steps"]:
+                if step["host"] != host:
+                    continue
+                out.append(f"- **{step['task']}** (`{step['action']}`, {step['pos']})")
+                if step.get("condition"):
+                    out.append(f"  - if `{step['condition']}`")
+                out += ["", "  ```", *("  " + line for line in str(step["detail"]).splitlines()), "  ```", ""]
+                for h in step.get("health", []):
+                    out.append(f"  - health: {h}")
+        if play.get("handlers"):
+            out += ["#### Handlers", ""] + [f"- {h['name']} (`{h['action']}`)" for h in play["handlers"]] + [""]
+    return "\n".join(out)
+
+
+def to_json(plan: Plan) -> str:
+    return json.dumps({"plays": list(plan)}, indent=2, sort_keys=True) + "\n"
+
+
+FORMATS = {"text": to_text, "json": to_json, "markdown": to_markdown}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "x"
+
+
+def write_tree(plan: Plan, out_dir: Path) -> list[Path]:
+    """One file per host and step (``NN-play/host/NN-task.txt``) for review diffs."""
+    written: list[Path] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for p_index, play in enumerate(plan, start=1):
+        play_dir = out_dir / f"{p_index:02d}-{_slug(play['name'])}"
+        counters: dict[str, int] = {}
+        for step in play["steps"]:
+            counters[step["host"]] = counters.get(step["host"], 0) + 1
+            host_dir = play_dir / _slug(step["host"])
+            host_dir.mkdir(parents=True, exist_ok=True)
+            path = host_dir / f"{counters[step['host']]:02d}-{_slug(step['task'])}.txt"
+            path.write_text("\n".join(_step_lines(step)) + "\n", encoding="utf-8")
+            written.append(path)
+    (out_dir / "plan.txt").write_text(to_text(plan), encoding="utf-8")
+    written.append(out_dir / "plan.txt")
+    return written

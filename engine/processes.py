@@ -1,0 +1,117 @@
+"""The registry of background processes, and the monitor that watches critical ones.
+
+Every ``process`` action records what it started (host, pid or Slurm step, log, critical,
+teardown tier). The monitor thread polls critical processes; the first death sets
+:attr:`ProcessRegistry.failure`, which waits (health checks, ``wait_for``, ``pause``,
+retries) observe at once and the executor checks between tasks, so a crashed server fails
+the play within a second or so instead of at the end of a 60-minute deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.transport.base import ProcessRecord, Transport
+
+
+@dataclass(frozen=True)
+class ProcessDeath:
+    record: ProcessRecord
+    tail: str
+
+    def message(self) -> str:
+        return (
+            f"critical process '{self.record.name}' on {self.record.host} died "
+            f"(log {self.record.log}); last lines:\n{self.tail}"
+        )
+
+
+class ProcessRegistry:
+    """Live background processes of a run, keyed by (host, name)."""
+
+    def __init__(
+        self,
+        transport_for: Callable[[str], Transport],
+        *,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._transport_for = transport_for
+        self._on_change = on_change or (lambda: None)
+        self._procs: dict[tuple[str, str], ProcessRecord] = {}
+        self._lock = threading.Lock()
+        self.failure = threading.Event()
+        self.death: ProcessDeath | None = None
+        self._monitor: threading.Thread | None = None
+        self._stop_monitor = threading.Event()
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def add(self, record: ProcessRecord) -> None:
+        with self._lock:
+            self._procs[(record.host, record.name)] = record
+        self._on_change()
+
+    def remove(self, host: str, name: str) -> ProcessRecord | None:
+        with self._lock:
+            rec = self._procs.pop((host, name), None)
+        self._on_change()
+        return rec
+
+    def get(self, host: str, name: str) -> ProcessRecord | None:
+        with self._lock:
+            return self._procs.get((host, name))
+
+    def all(self) -> list[ProcessRecord]:
+        with self._lock:
+            return list(self._procs.values())
+
+    def alive(self, record: ProcessRecord) -> bool:
+        return self._transport_for(record.host).alive(record)
+
+    def tail(self, record: ProcessRecord, lines: int = 50) -> str:
+        try:
+            return self._transport_for(record.host).tail(record.log, lines)
+        except Exception as exc:  # the log may live on a host that just went away
+            return f"<log not readable: {exc}>"
+
+    # -- monitoring ------------------------------------------------------------------------
+    def check(self) -> ProcessDeath | None:
+        """Look at every critical process once; record and return the first death."""
+        if self.death is not None:
+            return self.death
+        for record in self.all():
+            if not record.critical:
+                continue
+            try:
+                alive = self.alive(record)
+            except Exception:
+                continue  # transport trouble is reported by the tasks themselves
+            if not alive:
+                self.death = ProcessDeath(record, self.tail(record))
+                self.failure.set()
+                return self.death
+        return None
+
+    def start_monitor(self, interval: float = 0.5) -> None:
+        if self._monitor is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop_monitor.wait(interval):
+                if self.check() is not None:
+                    return
+
+        self._monitor = threading.Thread(target=loop, name="smlplay-monitor", daemon=True)
+        self._monitor.start()
+
+    def stop_monitor(self) -> None:
+        self._stop_monitor.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=2)
+            self._monitor = None
+
+    def clear_failure(self) -> None:
+        """Teardown stops critical processes on purpose: that is not a failure."""
+        self.stop_monitor()
+        self.failure.clear()

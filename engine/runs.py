@@ -1,0 +1,172 @@
+"""The run record: ``runs/<run-id>/`` holds everything needed to inspect or undo a run.
+
+* ``playbook.yaml``  a copy of what ran
+* ``plan.json``      the rendered plan (what dry-run prints)
+* ``state.json``     hosts, live processes, pending teardown and handlers, status -- written
+                     atomically (temp file + rename) after every change, so a crash leaves the
+                     last consistent state for ``smlplay down``
+* ``events.jsonl``   one JSON event per line (task start/result, handler, teardown)
+* ``logs/<host>/<task>.log``  stdout/stderr of each task on each host
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ValidationError
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("SMLPLAY_RUNS_DIR", DEFAULT_RUNS_DIR))
+
+
+def new_run_id(playbook: Path) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{_slug(playbook.stem)}-{secrets.token_hex(2)}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunRecord:
+    """Writes and reads one run's directory. Thread-safe: tasks on many hosts log at once."""
+
+    def __init__(self, path: Path, state: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.id = path.name
+        self.state: dict[str, Any] = state or {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def create(cls, playbook: Path, *, base: Path | None = None, argv: list[str] | None = None) -> RunRecord:
+        base = base or runs_dir()
+        run_id = new_run_id(playbook)
+        path = base / run_id
+        (path / "logs").mkdir(parents=True, exist_ok=False)
+        try:
+            (path / "playbook.yaml").write_text(playbook.read_text(encoding="utf-8"), encoding="utf-8")
+        except OSError:
+            pass
+        record = cls(path)
+        record.state = {
+            "run_id": run_id,
+            "playbook": str(playbook),
+            "argv": argv or [],
+            "status": "running",
+            "pid": os.getpid(),
+            "started": time.time(),
+            "hosts": {},
+            "processes": [],
+            "teardown": [],
+            "pending_handlers": [],
+        }
+        record.save()
+        return record
+
+    @classmethod
+    def open(cls, run: str, *, base: Path | None = None) -> RunRecord:
+        """Open by id, by unique id prefix, by path, or ``last`` (the newest run)."""
+        base = base or runs_dir()
+        candidate = Path(run)
+        if (candidate / "state.json").exists():
+            path = candidate
+        else:
+            runs = sorted(p for p in base.glob("*") if (p / "state.json").exists()) if base.is_dir() else []
+            if run in ("last", "latest"):
+                matches = runs[-1:]
+            else:
+                matches = [p for p in runs if p.name == run] or [p for p in runs if p.name.startswith(run)]
+            if len(matches) != 1:
+                known = ", ".join(p.name for p in runs[-5:]) or "none"
+                why = "is ambiguous" if matches else "not found"
+                raise ValidationError(f"run '{run}' {why} in {base}/ (recent runs: {known})")
+            path = matches[0]
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        return cls(path, state)
+
+    @classmethod
+    def all(cls, *, base: Path | None = None) -> list[RunRecord]:
+        base = base or runs_dir()
+        if not base.is_dir():
+            return []
+        out = []
+        for p in sorted(base.iterdir()):
+            try:
+                out.append(cls(p, json.loads((p / "state.json").read_text(encoding="utf-8"))))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    # -- writing -------------------------------------------------------------------------
+    def save(self) -> None:
+        with self._lock:
+            write_json_atomic(self.path / "state.json", self.state)
+
+    def update(self, **changes: Any) -> None:
+        with self._lock:
+            self.state.update(changes)
+            write_json_atomic(self.path / "state.json", self.state)
+
+    def event(self, kind: str, **data: Any) -> dict[str, Any]:
+        event = {"ts": round(time.time(), 3), "event": kind, **data}
+        line = json.dumps(event, default=str, sort_keys=True)
+        with self._lock, open(self.path / "events.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        return event
+
+    def write_plan(self, plan: Mapping[str, Any]) -> None:
+        write_json_atomic(self.path / "plan.json", plan)
+
+    def task_log(self, host: str, task: str) -> Path:
+        directory = self.path / "logs" / _slug(host)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"{_slug(task)[:80]}.log"
+
+    def process_log(self, host: str, name: str) -> Path:
+        directory = self.path / "logs" / _slug(host)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"{_slug(name)}.process.log"
+
+    # -- reading ---------------------------------------------------------------------------
+    def events(self) -> list[dict[str, Any]]:
+        path = self.path / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    @property
+    def status(self) -> str:
+        return str(self.state.get("status", "unknown"))
+
+    def owner_alive(self) -> bool:
+        """Is the engine process that owns this run still running?"""
+        pid = self.state.get("pid")
+        if not pid or self.status not in ("running", "tearing-down"):
+            return False
+        try:
+            os.kill(int(pid), 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False

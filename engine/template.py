@@ -1,0 +1,303 @@
+"""Jinja2 templating with strict undefined variables, native types and exact error positions.
+
+Three rules, each fixing an Ansible complaint:
+
+* A value that is exactly one expression (``"{{ 2 * n }}"``) keeps its native type (an
+  int here); anything else renders to a string. No ``literal_eval`` of rendered text.
+* ``when``/``until``/``changed_when``/``failed_when`` are bare expressions that must produce
+  a boolean; ``"{{ x }}"`` in them and ``when: "yes"`` are errors, not guesses.
+* Variables resolve lazily against a :class:`~engine.vars.VarScope`, so only what a task
+  uses is rendered, and an error names the variable, the field and its file:line.
+
+In a dry-run, values that only exist once something has run (registered results, the
+allocation's nodes) are :class:`Unknown` placeholders that print as ``<registered: x.y>``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import TemplateSyntaxError, UndefinedError
+from jinja2.utils import consume
+
+from engine.errors import Position, SmlplayError, TemplateError
+from engine.filters import FILTERS
+from engine.load.yaml import position_of
+
+_SINGLE_EXPR = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}$", re.DOTALL)
+
+
+class UnknownValue(Exception):
+    """Raised when a dry-run placeholder is used where its real value matters."""
+
+    def __init__(self, unknown: Unknown) -> None:
+        super().__init__(str(unknown))
+        self.unknown = unknown
+
+
+class Unknown:
+    """A value that cannot be known before execution (dry-run only)."""
+
+    __slots__ = ("_label",)
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def __getattr__(self, name: str) -> Unknown:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Unknown(f"{self._label}.{name}")
+
+    def __getitem__(self, key: Any) -> Unknown:
+        return Unknown(f"{self._label}[{key!r}]")
+
+    def __iter__(self) -> Any:
+        yield Unknown(f"{self._label}[*]")
+
+    def __str__(self) -> str:
+        return f"<{self._label}>"
+
+    __repr__ = __str__
+
+    def __bool__(self) -> bool:
+        raise UnknownValue(self)
+
+    def __len__(self) -> int:
+        raise UnknownValue(self)
+
+    def __eq__(self, other: object) -> bool:
+        raise UnknownValue(self)
+
+    def __hash__(self) -> int:
+        return hash(self._label)
+
+    def _op(self, *_: Any) -> Unknown:
+        raise UnknownValue(self)
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
+    __truediv__ = __floordiv__ = __mod__ = __lt__ = __le__ = __gt__ = __ge__ = _op
+    __int__ = __float__ = _op
+
+
+def _test_result(key: str) -> Any:
+    def test(result: Any) -> bool:
+        return bool(isinstance(result, Mapping) and result.get(key))
+
+    return test
+
+
+def _build_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+    )
+    env.filters.update(FILTERS)
+    env.tests.update(
+        {
+            "failed": _test_result("failed"),
+            "changed": _test_result("changed"),
+            "skipped": _test_result("skipped"),
+            "succeeded": lambda r: isinstance(r, Mapping) and not r.get("failed"),
+            "success": lambda r: isinstance(r, Mapping) and not r.get("failed"),
+            "match": lambda v, p: re.match(p, str(v)) is not None,
+            "search": lambda v, p: re.search(p, str(v)) is not None,
+            "regex": lambda v, p: re.search(p, str(v)) is not None,
+        }
+    )
+    return env
+
+
+class Templar:
+    """Renders values, expressions and template files against a variable scope.
+
+    Compiled templates are cached by source text: the same task renders on every host, so
+    compiling once is most of the speed-up Ansible lost by re-templating everything.
+    """
+
+    def __init__(self) -> None:
+        self.env = _build_env()
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    # -- compilation -------------------------------------------------------------------
+    def _compiled(self, kind: str, source: str) -> Any:
+        key = (kind, source)
+        cached = self._cache.get(key)
+        if cached is None:
+            if kind == "expr":
+                cached = self.env.compile_expression(source)._template
+            else:
+                cached = self.env.from_string(source)
+            with self._lock:
+                self._cache[key] = cached
+        return cached
+
+    # -- public API ----------------------------------------------------------------------
+    def is_template(self, value: Any) -> bool:
+        return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+    def render(self, value: Any, scope: Mapping[str, Any], *, pos: Position | None = None) -> Any:
+        """Render a value recursively (dicts, lists, strings); other values pass through."""
+        if isinstance(value, str):
+            if not self.is_template(value):
+                return str(value)
+            return self._render_str(value, scope, position_of(value) or pos)
+        if isinstance(value, Mapping):
+            return {
+                self.render(k, scope, pos=pos): self.render(v, scope, pos=_value_pos(value, k, pos))
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.render(v, scope, pos=_item_pos(value, i, pos)) for i, v in enumerate(value)]
+        return value
+
+    def evaluate(self, expr: str, scope: Mapping[str, Any], *, pos: Position | None = None) -> Any:
+        """Evaluate a bare Jinja2 expression and return its native value."""
+        source = str(expr).strip()
+        try:
+            template = self._compiled("expr", source)
+            ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
+            consume(template.root_render_func(ctx))
+            result = ctx.vars["result"]
+            if isinstance(result, jinja2.Undefined):
+                result._fail_with_undefined_error()
+            return result
+        except (UnknownValue, SmlplayError):
+            raise
+        except Exception as exc:
+            raise self._error(exc, source, position_of(expr) or pos) from None
+
+    def condition(
+        self, expr: Any, scope: Mapping[str, Any], *, keyword: str, pos: Position | None = None
+    ) -> bool:
+        """A ``when``-style condition: a bare expression that must evaluate to a boolean."""
+        where = position_of(expr) or pos
+        if isinstance(expr, bool):
+            return expr
+        text = str(expr)
+        if "{{" in text or "{%" in text:
+            raise TemplateError(
+                f"'{keyword}' is a bare expression; remove the {{{{ }}}} around it",
+                pos=where,
+                hint=f"write  {keyword}: {text.strip().strip('{}').strip()}",
+            )
+        value = self.evaluate(text, scope, pos=where)
+        if isinstance(value, Unknown):
+            raise UnknownValue(value)
+        if not isinstance(value, bool):
+            raise TemplateError(
+                f"'{keyword}: {text}' must evaluate to a boolean, got {type(value).__name__} {value!r}",
+                pos=where,
+                hint="compare explicitly, e.g. `x | length > 0`, `x == 'yes'` or `x | bool`",
+            )
+        return value
+
+    def render_file(self, path: Path, scope: Mapping[str, Any]) -> str:
+        """Render a template file; errors carry the template's own file and line."""
+        try:
+            source = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TemplateError(f"cannot read template {path}: {exc}") from None
+        try:
+            template = self.env.from_string(source)
+            template.filename = str(path)
+            ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)  # type: ignore[arg-type]
+            return str(self.env.concat(template.root_render_func(ctx)))
+        except (UnknownValue, SmlplayError):
+            raise
+        except TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template syntax error: {exc.message}", pos=Position(str(path), exc.lineno, 1)
+            ) from None
+        except Exception as exc:
+            line = _template_line(exc) or 1
+            raise TemplateError(
+                f"in template: {_describe(exc)}", pos=Position(str(path), line, 1)
+            ) from None
+
+    # -- internals -----------------------------------------------------------------------
+    def _render_str(self, value: str, scope: Mapping[str, Any], pos: Position | None) -> Any:
+        match = _SINGLE_EXPR.match(value)
+        if match:
+            try:
+                return self.evaluate(match.group("expr"), scope, pos=pos)
+            except UnknownValue as exc:
+                return exc.unknown
+        try:
+            template = self._compiled("str", value)
+            ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
+            return str(self.env.concat(template.root_render_func(ctx)))
+        except UnknownValue:
+            return Unknown(f"unknown: {value.strip()}")
+        except SmlplayError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, value, pos) from None
+
+    def _error(self, exc: Exception, source: str, pos: Position | None) -> TemplateError:
+        if isinstance(exc, TemplateSyntaxError):
+            return TemplateError(f"template syntax error in '{source}': {exc.message}", pos=pos)
+        return TemplateError(f"cannot render '{source}': {_describe(exc)}", pos=pos)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, UndefinedError):
+        return f"undefined variable: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """Jinja rewrites tracebacks so template frames carry the template's line numbers."""
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith((".j2", ".jinja", ".tmpl", ".sh", ".yaml", ".toml", ".conf")):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _value_pos(container: Any, key: Any, default: Position | None) -> Position | None:
+    table = getattr(container, "value_pos", None)
+    return table.get(key, default) if table else default
+
+
+def _item_pos(container: Any, index: int, default: Position | None) -> Position | None:
+    table = getattr(container, "item_pos", None)
+    return table[index] if table and index < len(table) else default
+
+
+class _Scope(Mapping[str, Any]):
+    """Jinja's view of a scope: the variables first, then the environment's globals."""
+
+    __slots__ = ("_globals", "_scope")
+
+    def __init__(self, scope: Mapping[str, Any], globals_: Mapping[str, Any]) -> None:
+        self._scope = scope
+        self._globals = globals_
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._scope:
+            return self._scope[key]
+        return self._globals[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._scope or key in self._globals
+
+    def __iter__(self) -> Any:
+        yield from self._scope
+        yield from self._globals
+
+    def __len__(self) -> int:
+        return len(self._scope) + len(self._globals)
+
+
+__all__ = ["Templar", "Unknown", "UnknownValue", "nodes"]
