@@ -115,6 +115,7 @@ class Loader:
         handlers = list(self.tasks(play.get("handlers") or [], path.parent, None, where, handler=True))
         for role in self._roles_of(tasks):
             handlers.extend(role.handlers)
+        _check_notify(tasks, handlers, where)
         hosts = play["hosts"]
         return Play(
             name=name,
@@ -548,6 +549,26 @@ def _argument_specs(meta: Mapping[str, Any], role: str) -> tuple[dict[str, Argum
             pos=options.position_of(name, value=False) if isinstance(options, YMap) else None,
         )
     return specs, str(description)
+
+
+def _check_notify(tasks: Sequence[Task], handlers: Sequence[Task], where: str) -> None:
+    """A ``notify`` that names no handler is a typo that would silently skip teardown."""
+    known = {n for h in handlers for n in (h.name, h.display_name, *h.listen) if n}
+    stack = list(tasks)
+    while stack:
+        task = stack.pop(0)
+        stack.extend(task.block + task.rescue + task.always)
+        for name in task.notify:
+            if name not in known:
+                guess = S.suggest(name, known)
+                raw = task.raw.get("notify") if task.raw else None
+                pos = position_of(raw) if not isinstance(raw, list) else raw.position_of(list(raw).index(name))
+                raise ValidationError(
+                    f"notify: no handler named or listening to '{name}' in {where}",
+                    pos=pos or task.pos,
+                    context=task.where(),
+                    hint=f"did you mean '{guess}'?" if guess else "known handlers: " + (", ".join(sorted(known)) or "none"),
+                )
 
 
 def _dedupe_handlers(handlers: list[Task]) -> list[Task]:

@@ -37,12 +37,13 @@ def service_playbook(port: int, after: str = "") -> str:
 
 def test_service_health_check_and_teardown(work: Workdir) -> None:
     port = free_port()
-    work.write("pb.yaml", service_playbook(port, """
+    query = f"""
     - name: query it
-      http: {url: "http://127.0.0.1:{{ 1 * %d }}/", return_content: true}
+      http: {{url: "http://127.0.0.1:{{{{ 1 * {port} }}}}/", return_content: true}}
       register: page
-    - assert: {that: ["page.status == 200", "web.health.healthy"]}
-""" % port))
+    - assert: {{that: ["page.status == 200", "web.health.healthy"]}}
+"""
+    work.write("pb.yaml", service_playbook(port, query))
     proc = work.smlplay("run", "pb.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PLAY RECAP" in proc.stdout and "failed=0" in proc.stdout
