@@ -562,7 +562,7 @@ def _check_notify(tasks: Sequence[Task], handlers: Sequence[Task], where: str) -
             if name not in known:
                 guess = S.suggest(name, known)
                 raw = task.raw.get("notify") if task.raw else None
-                pos = position_of(raw) if not isinstance(raw, list) else raw.position_of(list(raw).index(name))
+                pos = raw.position_of(list(raw).index(name)) if isinstance(raw, YList) else position_of(raw)
                 raise ValidationError(
                     f"notify: no handler named or listening to '{name}' in {where}",
                     pos=pos or task.pos,
