@@ -167,7 +167,7 @@ class Inventory:
             depth: dict[str, int] = {}
 
             def visit(group_name: str, d: int) -> None:
-                if depth.get(group_name, -1) >= d:
+                if group_name in depth and depth[group_name] >= d:
                     return
                 depth[group_name] = d
                 for parent in self.groups[group_name].parents:

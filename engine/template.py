@@ -207,8 +207,9 @@ class Templar:
         except OSError as exc:
             raise TemplateError(f"cannot read template {path}: {exc}") from None
         try:
-            template = self.env.from_string(source)
-            template.filename = str(path)
+            # compile with the file name so Jinja's traceback frames map to template lines
+            code = self.env.compile(source, name=path.name, filename=str(path))
+            template = self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
             ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)  # type: ignore[arg-type]
             return str(self.env.concat(template.root_render_func(ctx)))
         except (UnknownValue, SmlplayError):
@@ -218,7 +219,7 @@ class Templar:
                 f"template syntax error: {exc.message}", pos=Position(str(path), exc.lineno, 1)
             ) from None
         except Exception as exc:
-            line = _template_line(exc) or 1
+            line = _template_line(exc, str(path), locals().get("template")) or 1
             raise TemplateError(
                 f"in template: {_describe(exc)}", pos=Position(str(path), line, 1)
             ) from None
@@ -254,13 +255,13 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _template_line(exc: BaseException) -> int | None:
-    """Jinja rewrites tracebacks so template frames carry the template's line numbers."""
+def _template_line(exc: BaseException, filename: str, template: Any) -> int | None:
+    """The template line of the innermost frame of compiled template code."""
     tb = exc.__traceback__
     line = None
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith((".j2", ".jinja", ".tmpl", ".sh", ".yaml", ".toml", ".conf")):
-            line = tb.tb_lineno
+        if tb.tb_frame.f_code.co_filename == filename and template is not None:
+            line = template.get_corresponding_lineno(tb.tb_lineno)
         tb = tb.tb_next
     return line
 

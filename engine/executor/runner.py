@@ -371,7 +371,7 @@ class Runner:
         if not handler and not self._selected(task, tags):
             return set()
         self.sink.emit("task_start", task=task.display_name, action=task.action, handler=handler, pos=str(task.pos), hosts=hosts)
-        run_once = inherited.run_once or task.run_once is True
+        run_once = inherited.run_once or task.run_once is True or (isinstance(task.run_once, str) and self._flag(task.run_once, task, hosts[0]))
         targets = hosts[:1] if run_once else hosts
         results: dict[str, tuple[str, Result]] = {}
         if len(targets) == 1 or self.options.dry_run:
@@ -492,7 +492,22 @@ class Runner:
         return final, result
 
     def _ignored(self, task: Task, inherited: Inherited) -> bool:
+        if isinstance(task.ignore_errors, str):
+            return self._flag(task.ignore_errors, task) or inherited.ignore_errors
         return task.ignore_errors is True or inherited.ignore_errors
+
+    def _flag(self, value: Any, task: Task, host: str | None = None) -> bool:
+        """A templated boolean keyword (``ignore_errors: "{{ x }}"``), rendered now."""
+        from engine.filters import to_bool
+
+        target = host or (self._play_hosts[0] if self._play_hosts else "localhost")
+        rendered = self._render(value, self.scope_for(target, task, Inherited()), task)
+        if isinstance(rendered, Unknown):
+            return False
+        try:
+            return to_bool(rendered)
+        except Exception:
+            raise TemplateError(f"expected a boolean, got {rendered!r}", pos=position_of(value) or task.pos, context=task.where()) from None
 
     def _when(self, task: Task, scope: VarScope, inherited: Inherited, host: str) -> bool:
         conditions = [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]
@@ -581,7 +596,13 @@ class Runner:
             cancel_event=self.control.cancel,
             reporter=None,
         )
-        retries = task.retries if task.retries is not None else (3 if task.until is not None else 0)
+        retries_raw = self._render(task.retries, scope, task) if task.retries is not None else (3 if task.until is not None else 0)
+        if isinstance(retries_raw, bool) or not isinstance(retries_raw, int) or retries_raw < 0:
+            try:
+                retries_raw = int(str(retries_raw))
+            except ValueError:
+                raise TemplateError(f"retries must be a non-negative integer, got {retries_raw!r}", pos=position_of(task.retries) or task.pos, context=task.where()) from None
+        retries = retries_raw
         delay = float(self._render(task.delay, scope, task) or 0)
         attempts = 0
         while True:
@@ -672,6 +693,12 @@ class Runner:
             detail = act.describe(args) if act.describe else _describe_args(args)
         except (KeyError, TypeError, UnknownValue):
             detail = _describe_args(args)
+        if act.name in ("template", "copy") and isinstance(args, Mapping) and isinstance(args.get("src"), str):
+            # Files are part of the plan: a missing or broken template is bad input (exit 2).
+            kind = "templates" if act.name == "template" else "files"
+            path = self._find_file(task, kind, args["src"])
+            if act.name == "template":
+                detail += f"\n--- {path.name} ---\n" + self.templar.render_file(path, scope).rstrip("\n")
         conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
         step = PlanStep(
             play=self._play.name if self._play else "",
@@ -689,6 +716,21 @@ class Runner:
         )
         self._record_step(step)
         return {"changed": bool(task.notify), "skipped": False}
+
+    def _find_file(self, task: Task, kind: str, name: str) -> Path:
+        role_path = task.role.role.path if task.role else None
+        for base in filter(None, [role_path and role_path / kind, role_path, self.playbook.basedir / kind, self.playbook.basedir]):
+            candidate = Path(base) / name
+            if candidate.exists():
+                return candidate
+        if Path(name).is_absolute() and Path(name).exists():
+            return Path(name)
+        where = role_path / kind if role_path else self.playbook.basedir / kind
+        raise ValidationError(
+            f"{kind[:-1]} file '{name}' not found (looked in {where} and {self.playbook.basedir})",
+            pos=position_of(task.args.get("src")) if isinstance(task.args, Mapping) else task.pos,
+            context=task.where(),
+        )
 
     def _record_step(self, step: PlanStep) -> None:
         if self.plan:

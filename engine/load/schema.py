@@ -178,6 +178,14 @@ def require_list(data: Any, *, what: str, pos: Position | None, context: str | N
 
 # --- keyword value schemas -------------------------------------------------------------
 
+
+def TemplateStr(value: Any) -> str:
+    """A string only when it is a Jinja2 expression (rendered and checked at run time)."""
+    if is_template(value):
+        return str(value)
+    raise vol.Invalid("expected a literal value or a {{ expression }}")
+
+
 Str = vol.All(str, vol.Length(min=1))
 StrList = vol.Any(Str, [Str])
 Expr = vol.Any(str, bool, [vol.Any(str, bool)])
@@ -231,17 +239,17 @@ TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
     "loop_control": LOOP_CONTROL,
     "register": vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$", msg="expected a variable name"),
     "until": Expr,
-    "retries": vol.Any(vol.All(int, vol.Range(min=0)), str),
+    "retries": vol.Any(vol.All(int, vol.Range(min=0)), TemplateStr),
     "delay": vol.Any(PosNumber, str),
     "changed_when": Expr,
     "failed_when": Expr,
-    "ignore_errors": vol.Any(Bool, str),
+    "ignore_errors": vol.Any(Bool, TemplateStr),
     "notify": StrList,
     "tags": StrList,
     "vars": VarsMap,
     "environment": vol.Any(EnvMap, str),
     "timeout": vol.Any(PosNumber, str),
-    "run_once": vol.Any(Bool, str),
+    "run_once": vol.Any(Bool, TemplateStr),
     "delegate_to": str,
     "no_log": Bool,
     "check_mode": Bool,

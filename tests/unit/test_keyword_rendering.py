@@ -8,8 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 
 def smlplay(tmp_path: Path, playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "playbook.yaml").write_text(textwrap.dedent(playbook).lstrip(), encoding="utf-8")
@@ -49,11 +47,6 @@ def test_templated_delay_is_rendered(tmp_path: Path) -> None:
     assert "after 2 attempts" in out.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'retries' is never rendered; int('{{ n }}') raises ValueError in Runner._run_item "
-    "(render task.retries like task.delay, then validate it is an int >= 0)",
-)
 def test_templated_retries_is_rendered(tmp_path: Path) -> None:
     out = smlplay(
         tmp_path,
@@ -73,11 +66,6 @@ def test_templated_retries_is_rendered(tmp_path: Path) -> None:
     assert "after 2 attempts" in out.stdout, out.stdout + out.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'ignore_errors: \"{{ flag }}\"' passes the schema but Runner._ignored tests "
-    "`task.ignore_errors is True`, so a templated value is silently false",
-)
 def test_templated_ignore_errors_is_rendered(tmp_path: Path) -> None:
     out = smlplay(
         tmp_path,

@@ -182,11 +182,6 @@ def test_task_keyword_schemas_accept(keyword: str, value: str) -> None:
     S.validate({vol.Required(keyword): S.TASK_KEYWORD_SCHEMAS[keyword]}, data, what="task")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'retries' and 'ignore_errors' accept any string (vol.Any(..., str)), not only templates; "
-    "'many'/'maybe' pass load and break or are ignored at run time",
-)
 @pytest.mark.parametrize(("keyword", "value"), [("retries", "many"), ("ignore_errors", "maybe")])
 def test_non_template_strings_are_rejected_for_typed_keywords(keyword: str, value: str) -> None:
     data = loads(f"{keyword}: {value}\n", "t.yaml")

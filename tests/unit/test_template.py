@@ -340,12 +340,6 @@ def test_render_file_undefined_names_the_template(t: Templar, tmp_path: Path) ->
     assert "'worker_count' is undefined" in info.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: render_file compiles with env.from_string (code filename '<template>') and calls "
-    "root_render_func directly, so _template_line never finds a frame and reports line 1; compile with "
-    "env.compile(source, filename=str(path)) and map tb_lineno via template.get_corresponding_lineno",
-)
 def test_render_file_undefined_has_template_line(t: Templar, tmp_path: Path) -> None:
     f = tmp_path / "undef.conf.j2"
     f.write_text("# header\nlisten = {{ port }}\nworkers = {{ worker_count }}\n", encoding="utf-8")

@@ -341,11 +341,6 @@ def test_scope_for_role_params_beat_role_vars_and_task_beats_block(precedence_ru
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Inventory.host_groups drops direct parents (depth.get(g, -1) >= -1 returns early), so "
-    "group 'parent' vars are never applied",
-)
 def test_scope_for_group_vars_all_then_parent_then_child(precedence_runner) -> None:
     runner, task, inherited = precedence_runner
     s = runner.scope_for("h1", task, inherited)
