@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-import select
 import shlex
 import time
 from collections.abc import Callable, Mapping
@@ -51,6 +50,7 @@ SHELL_COMMAND = "exec bash --noprofile --norc"
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _RECV = 65536
+_SLICE = 0.2  # longest blocking read before both streams are looked at again
 
 # rc reported for a command that hit its timeout (as coreutils `timeout` and the local
 # transport do), and when the shell died under a running command (as `ssh` does).
@@ -105,11 +105,12 @@ def remote_path(path: str) -> str:
     return path
 
 
-def _cd_target(cwd: str) -> str:
-    if cwd == "~" or cwd.startswith("~/"):
-        rest = cwd[2:]
+def shell_path(path: str) -> str:
+    """A path quoted for bash, keeping a leading ``~/`` meaningful (as ``"$HOME"/...``)."""
+    if path == "~" or path.startswith("~/"):
+        rest = path[2:]
         return '"$HOME"' + (("/" + shlex.quote(rest)) if rest else "")
-    return shlex.quote(cwd)
+    return shlex.quote(path)
 
 
 def frame(
@@ -133,7 +134,7 @@ def frame(
         encoded = base64.b64encode(stdin).decode("ascii")
         parts.append(f"exec < <(base64 -d <<<'{encoded}')")
     if cwd:
-        parts.append(f"cd -- {_cd_target(cwd)} || exit 1")
+        parts.append(f"cd -- {shell_path(cwd)} || exit 1")
     for name, value in (env or {}).items():
         if not _ENV_NAME.match(name):
             raise ValueError(f"invalid environment variable name {name!r}")
@@ -229,7 +230,6 @@ def collect(
     tok = framed.token
     out = _Stream(tok + b" B", b"\n" + tok + b" E")
     err = _Stream(tok + b" B", b"\n" + tok + b" E")
-    fd = channel.fileno()
     timed_out = False
     hard_deadline: float | None = None
 
@@ -242,44 +242,46 @@ def collect(
             stderr=err.body(),
         )
 
+    def feed_out(chunk: bytes) -> None:
+        started = out.started
+        out.feed(chunk)
+        if on_start is not None and not started and out.started:
+            on_start(_int(out.begin_info))
+
     while True:
-        got = False
         while channel.recv_ready():
-            chunk = channel.recv(_RECV)
-            if not chunk:
-                break
-            started = out.started
-            out.feed(chunk)
-            got = True
-            if on_start is not None and not started and out.started:
-                on_start(_int(out.begin_info))
+            feed_out(channel.recv(_RECV))
         while channel.recv_stderr_ready():
-            chunk = channel.recv_stderr(_RECV)
-            if not chunk:
-                break
-            err.feed(chunk)
-            got = True
+            err.feed(channel.recv_stderr(_RECV))
         if out.done and err.done:
             break
-        if got:
-            continue
-        now = time.monotonic()
         if channel.eof_received or channel.closed:
             if channel.recv_ready() or channel.recv_stderr_ready():
                 continue  # data raced in with the EOF: read it first
             raise broken("the remote shell exited")
+        now = time.monotonic()
         if deadline is not None and now >= deadline and not timed_out:
             timed_out = True
             hard_deadline = now + kill_wait
             pid = _int(out.begin_info)
             if pid > 0:
                 kill_group(pid)
-            continue
         if hard_deadline is not None and now >= hard_deadline:
             return Outcome(TIMEOUT_RC, out.body(), err.body(), timed_out=True, shell_ok=False)
         limit = hard_deadline if hard_deadline is not None else deadline
-        wait = None if limit is None else max(0.0, limit - now)
-        select.select([fd], [], [], wait)
+        wait = _SLICE if limit is None else min(_SLICE, max(0.001, limit - now))
+        # Block on the stream whose end marker is still due (stdout's comes first). A
+        # paramiko read waits on a condition variable; its fileno()/select emulation can
+        # lose a wakeup when both streams get data at once, so it is not used. The slice
+        # bounds how long unread stderr can hold up the shared SSH window.
+        channel.settimeout(wait)
+        try:
+            if not out.done:
+                feed_out(channel.recv(_RECV))
+            else:
+                err.feed(channel.recv_stderr(_RECV))
+        except TimeoutError:
+            pass
     rc = TIMEOUT_RC if timed_out else _int(out.end_info, default=LOST_RC)
     return Outcome(rc, out.body(), err.body(), timed_out=timed_out)
 

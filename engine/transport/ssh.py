@@ -49,6 +49,7 @@ from engine.transport._shell import (
     frame,
     oneshot_command,
     remote_path,
+    shell_path,
 )
 from engine.transport.base import BackgroundSpec, CommandResult, Connection, ProcessRecord
 
@@ -134,8 +135,9 @@ class SshHostSpec:
 
         - ``ssh_host`` (default: the inventory name, looked up in ``~/.ssh/config``)
         - ``ssh_port`` (22), ``ssh_user`` (the current user), ``ssh_key`` (a private key file)
-        - ``ssh_jump``: jump host(s) ``user@host:port[,user@host:port]``, like ProxyJump; a
-          jump host without a key in ``~/.ssh/config`` is tried with ``ssh_key`` too
+        - ``ssh_jump``: jump host(s) ``user@host:port[,user@host:port]``, like ProxyJump,
+          outermost first; each is looked up in ``~/.ssh/config``; without a user there, the
+          local user (as ssh does); without a key there, ``ssh_key`` is tried too
         - ``ssh_known_hosts``: an extra known_hosts file (or a list of them)
         - ``ssh_strict_host_key_checking`` (true): false accepts unknown host keys with a
           warning (changed keys are still refused), like ``StrictHostKeyChecking=accept-new``
@@ -483,6 +485,7 @@ class SshTransport:
         self._sftp_lock = threading.Lock()
         self._closed = False
         self._inflight: dict[bytes, int] = {}  # command token -> its process group
+        self._inflight_lock = threading.Lock()
 
     # -- connection -----------------------------------------------------------------
 
@@ -570,6 +573,7 @@ class SshTransport:
                         self._open_shells += 1
                         break
                     self._pool.wait()
+            t: paramiko.Transport | None = None
             try:
                 t = self._transport()
                 return RemoteShell.open(
@@ -589,14 +593,22 @@ class SshTransport:
                     self._persistent = False
                     self._pool.notify_all()
                 return None
-            except Exception as exc:  # channel refused: MaxSessions on the server
+            except Exception as exc:
+                import paramiko
+
                 with self._pool:
                     self._open_shells -= 1
-                    if self._open_shells == 0:
+                    self._pool.notify()
+                    # A refused channel (MaxSessions on the server; paramiko does not always
+                    # say ChannelException) on a live connection with shells already open
+                    # means "no more": settle for those. Anything else is an error.
+                    refused = (
+                        isinstance(exc, paramiko.SSHException) and t is not None and t.is_active()
+                    )
+                    if not refused or self._open_shells == 0:
                         raise TransportError(
                             f"host {self.host}: cannot open a session channel: {exc}"
                         ) from exc
-                    # Settle for the shells the server allows and wait for one of them.
                     self._max_shells = self._open_shells
                     log.info(
                         "%s: server refused shell %d (%s); keeping %d",
@@ -632,12 +644,16 @@ class SshTransport:
         stdin: bytes | None = None,
     ) -> CommandResult:
         script = cmd if isinstance(cmd, str) else shlex.join(cmd)
-        framed = frame(script, env=env, cwd=cwd, stdin=stdin)
+        try:
+            framed = frame(script, env=env, cwd=cwd, stdin=stdin)
+        except ValueError as exc:
+            raise ValidationError(f"host {self.host}: {exc}") from None
         start = time.monotonic()
         deadline = start + timeout if timeout is not None else None
 
         def on_start(pgid: int) -> None:
-            self._inflight[framed.token] = pgid
+            with self._inflight_lock:
+                self._inflight[framed.token] = pgid
 
         outcome: Outcome | None = None
         try:
@@ -664,7 +680,8 @@ class SshTransport:
             if outcome is None:
                 outcome = self._run_oneshot(framed, deadline, on_start)
         finally:
-            self._inflight.pop(framed.token, None)
+            with self._inflight_lock:
+                self._inflight.pop(framed.token, None)
         return CommandResult(
             rc=outcome.rc,
             stdout=outcome.stdout.decode("utf-8", errors="replace"),
@@ -724,7 +741,8 @@ class SshTransport:
     def interrupt(self) -> None:
         """Kill every foreground command in flight (Ctrl-C: teardown must not wait for them).
         Their shells survive and report the commands as killed."""
-        groups = sorted(set(self._inflight.values()))
+        with self._inflight_lock:
+            groups = sorted(set(self._inflight.values()))
         if not groups:
             return
         targets = " ".join(f"-{g}" for g in groups if g > 0)
@@ -746,7 +764,7 @@ class SshTransport:
         log_path = spec.log
         if spec.cwd and not posixpath.isabs(log_path) and not log_path.startswith("~"):
             log_path = posixpath.join(spec.cwd, log_path)
-        quoted_log = _shell_path(log_path)
+        quoted_log = shell_path(log_path)
         script = (
             f'mkdir -p -- "$(dirname -- {quoted_log})" || exit 1\n'
             f"setsid nohup bash -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
@@ -891,13 +909,6 @@ class SshTransport:
             raise ConnectionError(f"{address}:{port} from {self.host}: {exc}") from None
         channel.settimeout(timeout)
         return channel
-
-
-def _shell_path(path: str) -> str:
-    if path == "~" or path.startswith("~/"):
-        rest = path[2:]
-        return '"$HOME"' + (("/" + shlex.quote(rest)) if rest else "")
-    return shlex.quote(path)
 
 
 def connect_all(

@@ -65,7 +65,9 @@ write_keys() {
     [[ -f "$DIR/id_ed25519" ]] ||
         ssh-keygen -q -t ed25519 -N '' -C smlplay-test-client -f "$DIR/id_ed25519"
     cp "$DIR/id_ed25519.pub" "$DIR/authorized_keys"
-    chmod 600 "$DIR/authorized_keys"
+    # Readable by every user: sshd reads it after dropping to the user logging in (the
+    # benchmark's --clean-home logs in as a second user with the same key).
+    chmod 644 "$DIR/authorized_keys"
     local host="[127.0.0.1]:$PORT"
     [[ "$PORT" == 22 ]] && host=127.0.0.1
     local type key _comment
@@ -97,7 +99,7 @@ EOF
 
 up() {
     mkdir -p "$DIR"
-    chmod 700 "$DIR"
+    chmod 711 "$DIR" # other users may open authorized_keys by name, not list the dir
     if running && listening; then
         return 0
     fi

@@ -110,8 +110,9 @@ def test_from_vars_reads_ssh_config(tmp_path: Path) -> None:
     assert spec.jump[0].user == "carol"
 
 
-def test_ssh_transport_satisfies_the_protocol(sshd: Sshd) -> None:
-    assert isinstance(_transport(sshd), Transport)
+def test_ssh_transport_satisfies_the_protocol() -> None:
+    spec = SshHostSpec.from_vars("box", {}, ssh_config=None)  # connects only when used
+    assert isinstance(SshTransport(spec), Transport)
 
 
 # -------------------------------------------------------------------------- commands
@@ -170,6 +171,8 @@ def test_env_cwd_stdin_and_argv(ssh: SshTransport) -> None:
     assert ssh.run("cat").stdout == ""  # stdin is /dev/null, not the shell's own stream
     r = ssh.run(["printf", "%s|", "a b", "$HOME", "it's", ";exit 9"])
     assert (r.rc, r.stdout) == (0, "a b|$HOME|it's|;exit 9|")
+    with pytest.raises(ValidationError, match="box: invalid environment variable name"):
+        ssh.run("true", env={"NOT-A-NAME": "x"})
 
 
 @pytest.mark.cluster
