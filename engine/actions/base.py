@@ -57,21 +57,27 @@ class ActionContext:
     cancel_event: Any = None
 
     def find_file(self, kind: str, name: str) -> Path:
-        """Resolve ``src`` like Ansible: the role's ``templates/``/``files/``, then the
-        playbook's directory, then as given."""
-        from engine.errors import ValidationError
+        return find_file(kind, name, role_path=self.role_path, playbook_dir=self.playbook_dir)
 
-        path = Path(name)
-        if path.is_absolute():
-            if path.exists():
-                return path
-        else:
-            for base in filter(None, [self.role_path and self.role_path / kind, self.role_path, self.playbook_dir and self.playbook_dir / kind, self.playbook_dir]):
-                candidate = Path(base) / name
-                if candidate.exists():
-                    return candidate
-        where = f" (looked in {self.role_path / kind})" if self.role_path else ""
-        raise ValidationError(f"{kind[:-1]} file '{name}' not found{where}")
+
+def find_file(kind: str, name: str, *, role_path: Path | None, playbook_dir: Path | None) -> Path:
+    """Resolve ``src`` like Ansible: the role's ``templates/``/``files/``, the role, then the
+    playbook's ``templates/``/``files/`` and directory; an absolute path as given. Used by
+    the actions at run time and by the planner, so both find the same file."""
+    from engine.errors import ValidationError
+
+    path = Path(name)
+    if path.is_absolute():
+        if path.exists():
+            return path
+    else:
+        for base in filter(None, [role_path and role_path / kind, role_path, playbook_dir and playbook_dir / kind, playbook_dir]):
+            candidate = Path(base) / name
+            if candidate.exists():
+                return candidate
+    looked = [str(p) for p in (role_path and role_path / kind, playbook_dir) if p]
+    where = f" (looked in {' and '.join(looked)})" if looked else ""
+    raise ValidationError(f"{kind[:-1]} file '{name}' not found{where}")
 
 
 @dataclass(frozen=True)

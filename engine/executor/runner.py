@@ -31,7 +31,7 @@ from engine.model import Play, Playbook, Task
 from engine.processes import ProcessRegistry
 from engine.template import Templar, Unknown, UnknownValue
 from engine.transport.base import ProcessRecord
-from engine.transport.pool import TransportPool
+from engine.transport.pool import TransportPool, connection_vars
 from engine.vars import Layer, VarScope
 
 RESULT_KEYS_HIDDEN_BY_NO_LOG = ("stdout", "stderr", "stdout_lines", "stderr_lines", "msg", "cmd", "json", "content")
@@ -258,12 +258,7 @@ class Runner:
         return magic
 
     def _connection_vars(self, host: str) -> Mapping[str, Any]:
-        scope = self.scope_for(host, None, Inherited())
-        out: dict[str, Any] = {}
-        for key in scope:
-            if key == "connection" or key.startswith(("ssh_", "srun_", "slurm_", "container_")):
-                out[key] = scope[key]
-        return out
+        return connection_vars(self.scope_for(host, None, Inherited()))
 
     # ------------------------------------------------------------------------------------
     # task lists and blocks
@@ -718,19 +713,13 @@ class Runner:
         return {"changed": bool(task.notify), "skipped": False}
 
     def _find_file(self, task: Task, kind: str, name: str) -> Path:
-        role_path = task.role.role.path if task.role else None
-        for base in filter(None, [role_path and role_path / kind, role_path, self.playbook.basedir / kind, self.playbook.basedir]):
-            candidate = Path(base) / name
-            if candidate.exists():
-                return candidate
-        if Path(name).is_absolute() and Path(name).exists():
-            return Path(name)
-        where = role_path / kind if role_path else self.playbook.basedir / kind
-        raise ValidationError(
-            f"{kind[:-1]} file '{name}' not found (looked in {where} and {self.playbook.basedir})",
-            pos=position_of(task.args.get("src")) if isinstance(task.args, Mapping) else task.pos,
-            context=task.where(),
-        )
+        from engine.actions.base import find_file
+
+        try:
+            return find_file(kind, name, role_path=task.role.role.path if task.role else None, playbook_dir=self.playbook.basedir)
+        except ValidationError as exc:
+            exc.pos = position_of(task.args.get("src")) if isinstance(task.args, Mapping) else task.pos
+            raise exc.with_context(task.where()) from None
 
     def _record_step(self, step: PlanStep) -> None:
         if self.plan:

@@ -36,12 +36,13 @@ CONNECTION_VARS = ("connection",)
 CONNECTION_PREFIXES = ("ssh_", "srun_", "slurm_", "container_")
 
 
+def is_connection_var(name: str) -> bool:
+    return name in CONNECTION_VARS or name.startswith(CONNECTION_PREFIXES)
+
+
 def connection_vars(hostvars: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in hostvars.items()
-        if k in CONNECTION_VARS or k.startswith(CONNECTION_PREFIXES)
-    }
+    """Only the connection variables; other values are never read (nor rendered)."""
+    return {k: hostvars[k] for k in hostvars if is_connection_var(k)}
 
 
 class TransportPool:
