@@ -31,6 +31,8 @@ def _step_lines(step: dict[str, Any]) -> list[str]:
     lines = [head, f"    at {step['pos']}"]
     if step.get("delegate_to"):
         lines.append(f"    on {step['delegate_to']} (delegated)")
+    if step.get("via"):
+        lines.append(f"    via {step['via']}")
     if step.get("condition"):
         lines.append(f"    if {step['condition']}")
     for i, line in enumerate(str(step["detail"]).splitlines() or [""]):
@@ -70,6 +72,8 @@ def to_markdown(plan: Plan) -> str:
                 if step["host"] != host:
                     continue
                 out.append(f"- **{step['task']}** (`{step['action']}`, {step['pos']})")
+                if step.get("via"):
+                    out.append(f"  - via {step['via']}")
                 if step.get("condition"):
                     out.append(f"  - if `{step['condition']}`")
                 out += ["", "  ```", *("  " + line for line in str(step["detail"]).splitlines()), "  ```", ""]

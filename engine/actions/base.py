@@ -91,6 +91,9 @@ class Action:
     read_only: bool = False
     #: What a dry-run prints for this action on a host (default: the rendered args).
     describe: Callable[[dict[str, Any]], str] | None = None
+    #: Also runs in a dry-run, with ``ctx.check_mode`` set and no transport: for actions
+    #: whose effect later tasks depend on at render time (the hosts an allocation adds).
+    plans: bool = False
 
     def normalise(self, args: Any) -> Any:
         """Turn the short form (``shell: echo hi``) into the argument mapping."""
@@ -109,6 +112,7 @@ def action(
     free_form: str | None = None,
     read_only: bool = False,
     describe: Callable[[dict[str, Any]], str] | None = None,
+    plans: bool = False,
 ) -> Callable[[Callable[[ActionContext, dict[str, Any]], Result]], Callable[[ActionContext, dict[str, Any]], Result]]:
     """Register an action; its docstring is what ``smlplay actions`` shows."""
 
@@ -121,6 +125,7 @@ def action(
             free_form=free_form,
             read_only=read_only,
             describe=describe,
+            plans=plans,
         )
         return fn
 

@@ -30,6 +30,7 @@ def _describe_process(args: dict[str, Any]) -> str:
         vol.Optional("critical"): bool,
         vol.Optional("tier"): vol.All(int, vol.Range(min=0, max=9)),
         vol.Optional("grace"): vol.Any(int, float, str),
+        vol.Optional("ports"): [vol.All(int, vol.Range(min=1, max=65535))],
     },
     describe=_describe_process,
 )
@@ -39,7 +40,9 @@ def process(ctx: ActionContext, args: dict[str, Any]) -> Result:
     It is recorded in the run (host, pid or step, log), stopped at the end of the run in
     teardown tier order (``tier``: 0 benchmarks, 1 workers and router, 2 sidecars), and, if
     ``critical`` (the default), watched: its death fails the run with its log tail. A
-    ``health:`` block on the same task waits for it to be ready."""
+    ``health:`` block on the same task waits for it to be ready. ``ports`` declares where
+    it listens: two processes claiming one (address, port) is an error before the run
+    starts, and a port something else already listens on fails the task at once."""
     name = str(args["name"])
     existing = ctx.processes.get(ctx.host, name)
     if existing is not None and ctx.processes.alive(existing):
@@ -50,6 +53,9 @@ def process(ctx: ActionContext, args: dict[str, Any]) -> Result:
     log = args.get("log") or str(ctx.run_dir / "logs" / ctx.host / f"{name}.process.log")
     env = {**ctx.environment, **{k: str(v) for k, v in (args.get("env") or {}).items()}}
     spec = BackgroundSpec(name=name, cmd=str(args["cmd"]), log=log, env=env, cwd=args.get("chdir"))
+    busy = _ports_in_use(ctx, [int(p) for p in args.get("ports") or ()])
+    if busy:
+        return {"failed": True, "msg": busy}
     critical = bool(args.get("critical", True))
     tier = int(args.get("tier", 1))
     record = ctx.transport.start(spec, critical=critical, tier=tier)
@@ -66,6 +72,29 @@ def process(ctx: ActionContext, args: dict[str, Any]) -> Result:
             }
         )
     return {"changed": True, "process": record.to_dict(), "log": log, "name": name, **dict(record.handle)}
+
+
+def _ports_in_use(ctx: ActionContext, ports: list[int]) -> str | None:
+    """Fail fast, naming the port, when something already listens where we would: the
+    server would otherwise die at bind time (or, worse, a stale server would answer)."""
+    address = str(ctx.scope.get("node_address", "127.0.0.1"))
+    busy = []
+    for port in ports:
+        try:
+            conn = ctx.transport.connect_tcp(address, port, 1.0)
+        except OSError:
+            continue
+        except Exception:
+            continue  # cannot tell (e.g. the gateway refuses forwarding): let the bind decide
+        conn.close()
+        busy.append(port)
+    if not busy:
+        return None
+    listed = ", ".join(str(p) for p in busy)
+    return (
+        f"port {listed} on {address} is already in use on {ctx.host}: another process (perhaps a "
+        "run that was not torn down; see `smlplay runs`) listens there"
+    )
 
 
 @action(

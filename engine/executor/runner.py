@@ -21,6 +21,7 @@ from engine.actions.base import ActionContext, Result
 from engine.errors import HealthCheckError, SmlplayError, TemplateError, ValidationError
 from engine.events import EventSink
 from engine.executor.context import HostState, RunControl, RunOptions
+from engine.executor.ports import Claim, PortBook, address_key
 from engine.executor.teardown import TeardownStack
 from engine.health import HealthSpec, wait_healthy
 from engine.inventory import Inventory
@@ -86,6 +87,7 @@ class PlanStep:
     condition: str | None = None
     item: Any = None
     delegate_to: str | None = None
+    via: str | None = None
     handler: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +136,7 @@ class Runner:
         self.templar = templar or Templar()
         self.hosts: dict[str, HostState] = {}
         self.transports = TransportPool(self._connection_vars)
+        self.ports = PortBook()
         self._on_state_change = on_state_change or (lambda: None)
         self.processes = ProcessRegistry(self.transports.get, on_change=self._on_state_change)
         self.teardown = teardown or TeardownStack(lambda _e: self._on_state_change())
@@ -565,11 +568,17 @@ class Runner:
             environment.update({str(k): str(v) for k, v in (rendered or {}).items()})
         delegate = task.delegate_to or inherited.delegate_to
         target = str(self._render(delegate, scope, task)) if delegate else host
+        if act.name in ("process", "stop") and isinstance(args, Mapping):
+            self._book_ports(act.name, args, target, task)
         timeout = self._render(task.timeout, scope, task) if task.timeout is not None else None
         health = self._render(task.health, scope, task) if task.health else None
         if self.options.dry_run and not (task.check_mode is False and act.read_only) and task.action != "set_fact":
-            return self._plan_step(task, host, act, args, health, item, target, scope, inherited)
-        transport = self._transport(target)
+            planned = self._plan_step(task, host, act, args, health, item, target, scope, inherited)
+            if not act.plans:
+                return planned
+            transport: Any = _NoTransport(target)
+        else:
+            transport = self._transport(target)
         log_path = self._task_log(host, task)
         ctx = ActionContext(
             host=host,
@@ -589,8 +598,13 @@ class Runner:
             add_host=lambda name, groups, hostvars: self.inventory.add_host(name, groups, hostvars),
             push_teardown=self.teardown.push,
             cancel_event=self.control.cancel,
-            reporter=None,
+            reporter=_Progress(self.sink, task.display_name),
         )
+        if self.options.dry_run:  # an action that plans (see Action.plans)
+            result = self._call(act, ctx, args, task)
+            if result.get("failed"):
+                raise ValidationError(str(result.get("msg")), pos=task.pos)
+            return {**result, "_ran": True}
         retries_raw = self._render(task.retries, scope, task) if task.retries is not None else (3 if task.until is not None else 0)
         if isinstance(retries_raw, bool) or not isinstance(retries_raw, int) or retries_raw < 0:
             try:
@@ -708,9 +722,42 @@ class Runner:
             condition=" and ".join(conditions) or None,
             item=_plain(item),
             delegate_to=target if target != host else None,
+            via=self._via(target),
         )
         self._record_step(step)
         return {"changed": bool(task.notify), "skipped": False}
+
+    def _book_ports(self, action: str, args: Mapping[str, Any], host: str, task: Task) -> None:
+        name = str(args.get("name"))
+        if action == "stop":
+            self.ports.release(host, name)
+            return
+        ports = args.get("ports") or []
+        if not ports or any(isinstance(p, Unknown) for p in ports):
+            return
+        address = address_key(host, self._connection_vars_all(host))
+        where = f"{task.where()} ({task.pos})"
+        self.ports.claim(address, [int(p) for p in ports], Claim(host, name, where), (position_of(task.args.get("ports")) if isinstance(task.args, Mapping) else None) or task.pos)
+
+    def _connection_vars_all(self, host: str) -> Mapping[str, Any]:
+        scope = self.scope_for(host, None, Inherited())
+        return {k: scope[k] for k in ("node_address", "ssh_host", "connection") if k in scope}
+
+    def _via(self, host: str) -> str | None:
+        """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""
+        cv = self._connection_vars(host)
+        kind = cv.get("connection", "local")
+        if kind == "srun":
+            container = cv.get("container") or {}
+            runtime = container.get("runtime", "pyxis" if container.get("image") else "none") if isinstance(container, Mapping) else "?"
+            return (
+                f"srun step on node {cv.get('slurm_node')} of job {cv.get('slurm_job_id')} "
+                f"through {cv.get('srun_gateway', 'localhost')}" + (f", container {runtime}" if runtime != "none" else "")
+            )
+        if kind == "ssh":
+            user = f"{cv['ssh_user']}@" if cv.get("ssh_user") else ""
+            return f"ssh {user}{cv.get('ssh_host', host)}:{cv.get('ssh_port', 22)}"
+        return None
 
     def _find_file(self, task: Task, kind: str, name: str) -> Path:
         from engine.actions.base import find_file
@@ -823,6 +870,29 @@ class HostVars(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._runner.inventory.hosts)
+
+
+class _NoTransport:
+    """The transport a planning action gets in a dry-run: using it is a bug."""
+
+    kind = "none"
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"a dry-run must not touch host {self.host} ({name})")
+
+
+class _Progress:
+    """Progress lines of a long action (an allocation waiting in the queue)."""
+
+    def __init__(self, sink: Any, task: str) -> None:
+        self.sink = sink
+        self.task = task
+
+    def progress(self, host: str, message: str) -> None:
+        self.sink.emit("health_progress", task=self.task, host=host, message=message)
 
 
 def check_role_arguments(block: Task, scope: VarScope) -> None:

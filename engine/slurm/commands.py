@@ -132,8 +132,12 @@ def wait_until_running(
     poll: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    on_poll: Callable[[JobInfo], None] | None = None,
 ) -> JobInfo:
     """Poll ``squeue`` until the job runs; return its info (nodes included).
+
+    ``on_poll`` sees every state read (a progress line: state, reason, time pending);
+    ``sleep`` may raise to abandon the wait (Ctrl-C).
 
     Fails fast instead of waiting out ``timeout`` when the job ended, vanished, or is
     pending for a reason that waiting cannot fix (``PartitionConfig``, ``BadConstraints``
@@ -147,6 +151,8 @@ def wait_until_running(
                 f"job {job_id} is not known to Slurm",
                 hint="it ended long ago or was never submitted to this cluster",
             )
+        if on_poll is not None:
+            on_poll(info)
         if info.is_running:
             return info
         if info.is_finished:

@@ -47,6 +47,7 @@ class AllocationRequest:
     nodelist: str | None = None
     exclude: str | None = None
     constraint: str | None = None
+    reservation: str | None = None
     exclusive: bool = False
     output: str | None = None
     extra_args: tuple[str, ...] = ()
@@ -62,7 +63,7 @@ class AllocationRequest:
             raise ValidationError(
                 f"gpus_per_node must be a non-negative integer, not {self.gpus_per_node!r}"
             )
-        for name in ("job_name", "partition", "account", "qos"):
+        for name in ("job_name", "partition", "account", "qos", "reservation"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and _NAME.match(value)):
                 raise ValidationError(
@@ -131,6 +132,7 @@ class AllocationRequest:
             "--nodelist": self.nodelist,
             "--exclude": self.exclude,
             "--constraint": self.constraint,
+            "--reservation": self.reservation,
             "--exclusive": self.exclusive,
             "--output": self.output,
         }

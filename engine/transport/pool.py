@@ -1,7 +1,7 @@
 """One transport per host for the whole run, built from the host's connection variables.
 
 ``connection: local`` (the default for ``localhost`` and for the local scheduler's virtual
-nodes) or ``ssh``; ``srun`` is added by the Slurm layer. Transports are created on first use
+nodes), ``ssh``, or ``srun`` (a compute node of an allocation, through its gateway host). Transports are created on first use
 and closed once at the end of the run, so an SSH connection is opened once per host.
 """
 
@@ -28,11 +28,19 @@ def _ssh(host: str, hostvars: Mapping[str, Any], pool: TransportPool) -> Transpo
     return SshTransport(SshHostSpec.from_vars(host, hostvars))
 
 
-FACTORIES: dict[str, Factory] = {"local": _local, "ssh": _ssh}
+def _srun(host: str, hostvars: Mapping[str, Any], pool: TransportPool) -> Transport:
+    from engine.slurm.srun import ContainerFlags
+    from engine.transport import srun
+
+    gateway = pool.get(str(hostvars.get("srun_gateway") or "localhost"))
+    return srun.from_vars(host, hostvars, gateway, lambda: ContainerFlags.from_vars(pool.vars(host).get("container")))
+
+
+FACTORIES: dict[str, Factory] = {"local": _local, "ssh": _ssh, "srun": _srun}
 
 #: Host variables that decide how a host is reached; persisted in the run record so that
 #: ``smlplay down`` can reach the same hosts from another process.
-CONNECTION_VARS = ("connection",)
+CONNECTION_VARS = ("connection", "container")
 CONNECTION_PREFIXES = ("ssh_", "srun_", "slurm_", "container_")
 
 
@@ -71,6 +79,10 @@ class TransportPool:
                 self._specs[host] = connection_vars(hostvars)
                 self._transports[host] = transport
         return transport
+
+    def vars(self, host: str) -> Mapping[str, Any]:
+        """The host's variables now (``container`` changes after the transport exists)."""
+        return self._resolve_vars(host)
 
     def specs(self) -> dict[str, dict[str, Any]]:
         with self._lock:
