@@ -31,7 +31,7 @@ def default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
 
 def mandatory(value: Any, msg: str | None = None) -> Any:
     if isinstance(value, Undefined):
-        raise TemplateError(msg or "a mandatory variable is not defined")
+        raise TemplateError(msg or f"mandatory variable not defined: {value._undefined_message}")
     return value
 
 
@@ -200,7 +200,33 @@ def hostlist_compress(value: Any) -> str:
     return compress([str(v) for v in ([value] if isinstance(value, str) else value)])
 
 
+def extract(key: Any, container: Any, morekeys: Any = None) -> Any:
+    """Ansible's ``extract``: ``groups.prefill | map('extract', hostvars, 'node_address')``."""
+    value = container[key]
+    for k in [] if morekeys is None else (morekeys if isinstance(morekeys, list) else [morekeys]):
+        value = value[k]
+    return value
+
+
+def _serving(name: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import engine.serving as serving
+
+        return getattr(serving, name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "extract": extract,
+    "place_workers": _serving("place_workers"),
+    "nodes_for": _serving("nodes_for"),
+    "merge_flags": _serving("merge_flags"),
+    "render_flags": _serving("render_flags"),
+    "allocation_layout": _serving("allocation_layout"),
+    "ranks_on": _serving("ranks_on"),
+    "worker_endpoints": _serving("worker_endpoints"),
     "default": default,
     "d": default,
     "mandatory": mandatory,

@@ -62,11 +62,15 @@ class HealthSpec:
 
     @classmethod
     def from_rendered(cls, data: Mapping[str, Any], *, default_timeout: float | None = None) -> HealthSpec:
-        probes = []
+        probes: list[Probe] = []
         for kind in PROBE_KINDS:
             if kind not in data:
                 continue
             value = data[kind]
+            if kind == "http" and isinstance(value, list):
+                # several http probes, checked in order: /health, then a real generation
+                probes.extend(Probe("http", {"url": v} if isinstance(v, str) else dict(v)) for v in value)
+                continue
             if kind == "http":
                 spec = {"url": value} if isinstance(value, str) else dict(value)
             elif kind == "tcp":
@@ -174,9 +178,13 @@ def wait_healthy(
     outcomes: list[ProbeOutcome] = []
     while True:
         attempts += 1
-        outcomes = [run_probe(p, transport, log=watched.log if watched else None, evaluate=evaluate) for p in spec.probes]
+        outcomes = []
+        for p in spec.probes:  # in order, stopping at the first that fails
+            outcomes.append(run_probe(p, transport, log=watched.log if watched else None, evaluate=evaluate))
+            if not outcomes[-1].ok:
+                break
         elapsed = time.monotonic() - start
-        if all(o.ok for o in outcomes):
+        if len(outcomes) == len(spec.probes) and all(o.ok for o in outcomes):
             return {
                 "healthy": True,
                 "elapsed": round(elapsed, 3),
@@ -194,7 +202,7 @@ def wait_healthy(
         if cancel is not None and cancel.is_set():
             raise HealthCheckError("health check interrupted")
         if time.monotonic() >= deadline:
-            failing = "; ".join(f"{p.describe()}: {o.detail}" for p, o in zip(spec.probes, outcomes, strict=True) if not o.ok)
+            failing = "; ".join(f"{p.describe()}: {o.detail}" for p, o in zip(spec.probes, outcomes, strict=False) if not o.ok)
             message = f"not healthy after {format_duration(spec.timeout)} ({attempts} attempts): {failing}"
             if watched is not None:
                 message += f"\nlast lines of {watched.log}:\n{transport.tail(watched.log, 50)}"
@@ -202,7 +210,8 @@ def wait_healthy(
         if progress is not None:
             waiting = next(o.detail for o in outcomes if not o.ok)
             progress(f"waiting {format_duration(elapsed)} / {format_duration(spec.timeout)}: {waiting}")
-        sleep = min(spec.interval, max(0.0, deadline - time.monotonic()))
+        # Poll fast at first (most things come up within a second), then every interval.
+        sleep = min(spec.interval, 0.1 * attempts, max(0.0, deadline - time.monotonic()))
         if cancel is not None:
             if cancel.wait(sleep):
                 raise HealthCheckError("health check interrupted")

@@ -147,7 +147,8 @@ class Inventory:
                     return
                 seen.add(group_name)
                 group = self.groups[group_name]
-                for h in group.hosts:
+                members = self._ungrouped() if group_name == "ungrouped" else group.hosts
+                for h in members:
                     if h not in out:
                         out.append(h)
                 for child in group.children:
@@ -155,6 +156,11 @@ class Inventory:
 
             walk(name)
             return out
+
+    def _ungrouped(self) -> list[str]:
+        """Like Ansible: the hosts that belong to no group other than ``all``/``ungrouped``,
+        computed on demand because run-time ``add_host`` can move a host into a group."""
+        return [name for name, host in self.hosts.items() if set(host.groups) <= {"all", "ungrouped"}]
 
     def groups_dict(self) -> dict[str, list[str]]:
         with self._lock:
@@ -203,7 +209,7 @@ class Inventory:
     def _select(self, pattern: str | list[str]) -> list[str]:
         parts = pattern if isinstance(pattern, list) else _split_pattern(str(pattern))
         result: list[str] = []
-        for part in parts:
+        for part in _order_patterns(parts):
             if part.startswith("!"):
                 excluded = set(self._match(part[1:]))
                 result = [h for h in result if h not in excluded]
@@ -248,6 +254,15 @@ class Inventory:
                 pos=position_of(pattern) or pos,
                 hint=f"did you mean '{guess}'?" if guess else "groups created at run time come from an allocation role",
             )
+
+
+def _order_patterns(parts: list[str]) -> list[str]:
+    """Ansible's order, whatever order they were written in: every union, then every ``&``
+    intersection, then every ``!`` exclusion; with only ``&``/``!`` terms, start from ``all``."""
+    union = [p for p in parts if not p.startswith(("!", "&"))]
+    intersect = [p for p in parts if p.startswith("&")]
+    exclude = [p for p in parts if p.startswith("!")]
+    return (union or ["all"]) + intersect + exclude
 
 
 def _split_pattern(pattern: str) -> list[str]:

@@ -8,10 +8,11 @@ committed and diffed in review.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from engine.runs import slug
 
 Plan = Sequence[dict[str, Any]]
 
@@ -91,8 +92,8 @@ def to_json(plan: Plan) -> str:
 FORMATS = {"text": to_text, "json": to_json, "markdown": to_markdown}
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "x"
+def _name(text: str) -> str:
+    return slug(text, limit=60, empty="x")
 
 
 def write_tree(plan: Plan, out_dir: Path) -> list[Path]:
@@ -100,13 +101,13 @@ def write_tree(plan: Plan, out_dir: Path) -> list[Path]:
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for p_index, play in enumerate(plan, start=1):
-        play_dir = out_dir / f"{p_index:02d}-{_slug(play['name'])}"
+        play_dir = out_dir / f"{p_index:02d}-{_name(play['name'])}"
         counters: dict[str, int] = {}
         for step in play["steps"]:
             counters[step["host"]] = counters.get(step["host"], 0) + 1
-            host_dir = play_dir / _slug(step["host"])
+            host_dir = play_dir / _name(step["host"])
             host_dir.mkdir(parents=True, exist_ok=True)
-            path = host_dir / f"{counters[step['host']]:02d}-{_slug(step['task'])}.txt"
+            path = host_dir / f"{counters[step['host']]:02d}-{_name(step['task'])}.txt"
             path.write_text("\n".join(_step_lines(step)) + "\n", encoding="utf-8")
             written.append(path)
     (out_dir / "plan.txt").write_text(to_text(plan), encoding="utf-8")

@@ -33,11 +33,12 @@ def runs_dir() -> Path:
 
 def new_run_id(playbook: Path) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{_slug(playbook.stem)}-{secrets.token_hex(2)}"
+    return f"{stamp}-{slug(playbook.stem)}-{secrets.token_hex(2)}"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+def slug(text: str, *, limit: int | None = None, empty: str = "run") -> str:
+    """``text`` as a safe file or directory name (run ids, log files, plan trees)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:limit] or empty
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -140,14 +141,14 @@ class RunRecord:
         write_json_atomic(self.path / "plan.json", plan)
 
     def task_log(self, host: str, task: str) -> Path:
-        directory = self.path / "logs" / _slug(host)
+        directory = self.path / "logs" / slug(host)
         directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{_slug(task)[:80]}.log"
+        return directory / f"{slug(task, limit=80)}.log"
 
     def process_log(self, host: str, name: str) -> Path:
-        directory = self.path / "logs" / _slug(host)
+        directory = self.path / "logs" / slug(host)
         directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{_slug(name)}.process.log"
+        return directory / f"{slug(name)}.process.log"
 
     # -- reading ---------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import StrictUndefined, nodes
+from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 from jinja2.utils import consume
 
@@ -68,21 +68,42 @@ class Unknown:
     def __bool__(self) -> bool:
         raise UnknownValue(self)
 
-    def __len__(self) -> int:
+    # A comparison with a value only the run knows has no answer in a dry-run: raising
+    # (instead of object's identity ``==``, always False) makes `when: r.rc == 0` show as a
+    # condition in the plan instead of silently skipping the task.
+    def _unknown(self, other: object) -> bool:
+        if other is self:
+            return True
         raise UnknownValue(self)
 
-    def __eq__(self, other: object) -> bool:
-        raise UnknownValue(self)
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _unknown
 
     def __hash__(self) -> int:
-        return hash(self._label)
+        return id(self)
+
+    def __len__(self) -> int:
+        raise UnknownValue(self)
 
     def _op(self, *_: Any) -> Unknown:
         raise UnknownValue(self)
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
-    __truediv__ = __floordiv__ = __mod__ = __lt__ = __le__ = __gt__ = __ge__ = _op
+    __truediv__ = __floordiv__ = __mod__ = _op
     __int__ = __float__ = _op
+
+
+class _StrictChainableUndefined(ChainableUndefined, StrictUndefined):
+    """Strict, except that ``foo.bar`` with ``foo`` undefined is undefined too (not an error).
+
+    Ansible behaves this way, so ``foo.bar | default(x)`` and ``foo.bar is defined`` work;
+    using the value in any other way still fails and names ``foo``.
+    """
+
+    __slots__ = ()
+
+
+#: YAML 1.1 booleans, which are plain strings here (see engine.load.yaml).
+_YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
 
 
 def _test_result(key: str) -> Any:
@@ -94,7 +115,7 @@ def _test_result(key: str) -> Any:
 
 def _build_env() -> jinja2.Environment:
     env = jinja2.Environment(
-        undefined=StrictUndefined,
+        undefined=_StrictChainableUndefined,
         keep_trailing_newline=True,
         autoescape=False,
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
@@ -112,7 +133,33 @@ def _build_env() -> jinja2.Environment:
             "regex": lambda v, p: re.search(p, str(v)) is not None,
         }
     )
+    env.globals["lookup"] = lookup
     return env
+
+
+def lookup(kind: str, *terms: str, default: Any = None) -> Any:
+    """Ansible's ``lookup('env', NAME)`` and ``lookup('file', PATH)`` on the machine that
+    runs the engine (never on a target host). A missing variable is ``''`` (as in
+    Ansible) unless ``default`` is given; a missing file is an error."""
+    import os
+    from pathlib import Path
+
+    values: list[Any] = []
+    for term in terms:
+        if kind == "env":
+            values.append(os.environ.get(str(term), "" if default is None else default))
+        elif kind == "file":
+            path = Path(str(term)).expanduser()
+            try:
+                values.append(path.read_text().rstrip("\n"))
+            except OSError as exc:
+                if default is not None:
+                    values.append(default)
+                    continue
+                raise TemplateError(f"lookup('file', {str(term)!r}): {exc.strerror}") from None
+        else:
+            raise TemplateError(f"unknown lookup {kind!r}", hint="smlplay knows lookup('env', NAME) and lookup('file', PATH)")
+    return values[0] if len(values) == 1 else ",".join(str(v) for v in values)
 
 
 class Templar:
@@ -170,7 +217,11 @@ class Templar:
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
             return result
-        except (UnknownValue, SmlplayError):
+        except UnknownValue:
+            raise
+        except SmlplayError as exc:  # raised by a filter (``mandatory``): give it the field
+            if exc.pos is None:
+                exc.pos = position_of(expr) or pos
             raise
         except Exception as exc:
             raise self._error(exc, source, position_of(expr) or pos) from None
@@ -183,13 +234,19 @@ class Templar:
         if isinstance(expr, bool):
             return expr
         text = str(expr)
-        if "{{" in text or "{%" in text:
-            raise TemplateError(
-                f"'{keyword}' is a bare expression; remove the {{{{ }}}} around it",
-                pos=where,
-                hint=f"write  {keyword}: {text.strip().strip('{}').strip()}",
-            )
-        value = self.evaluate(text, scope, pos=where)
+        check_bare_expression(text, keyword=keyword, pos=where)
+        try:
+            value = self.evaluate(text, scope, pos=where)
+        except TemplateError:
+            word = text.strip()
+            if word.lower() in _YAML11_BOOLEANS and word not in scope:
+                raise TemplateError(
+                    f"'{keyword}: {word}' is not a boolean: only true and false are booleans "
+                    f"(YAML 1.2), so '{word}' is read as an undefined variable",
+                    pos=where,
+                    hint=f"write  {keyword}: {'true' if word.lower() in ('yes', 'on', 'y') else 'false'}",
+                ) from None
+            raise
         if isinstance(value, Unknown):
             raise UnknownValue(value)
         if not isinstance(value, bool):
@@ -238,7 +295,9 @@ class Templar:
             return str(self.env.concat(template.root_render_func(ctx)))
         except UnknownValue:
             return Unknown(f"unknown: {value.strip()}")
-        except SmlplayError:
+        except SmlplayError as exc:
+            if exc.pos is None:
+                exc.pos = pos
             raise
         except Exception as exc:
             raise self._error(exc, value, pos) from None
@@ -247,6 +306,20 @@ class Templar:
         if isinstance(exc, TemplateSyntaxError):
             return TemplateError(f"template syntax error in '{source}': {exc.message}", pos=pos)
         return TemplateError(f"cannot render '{source}': {_describe(exc)}", pos=pos)
+
+
+def check_bare_expression(
+    expr: Any, *, keyword: str, pos: Position | None, error: type[SmlplayError] = TemplateError
+) -> None:
+    """``when``/``until``/``changed_when``/``failed_when`` take a bare expression; like
+    Ansible, reject templating delimiters in them (the loader calls this before any run)."""
+    text = str(expr)
+    if "{{" in text or "{%" in text:
+        raise error(
+            f"'{keyword}' is a bare expression; remove the {{{{ }}}} around it",
+            pos=pos,
+            hint=f"write  {keyword}: {text.strip().strip('{}').strip()}",
+        )
 
 
 def _describe(exc: Exception) -> str:
@@ -301,4 +374,4 @@ class _Scope(Mapping[str, Any]):
         return len(self._scope) + len(self._globals)
 
 
-__all__ = ["Templar", "Unknown", "UnknownValue", "nodes"]
+__all__ = ["Templar", "Unknown", "UnknownValue", "check_bare_expression", "nodes"]

@@ -3,7 +3,7 @@
 The task runs on the *gateway* host (the login node, or ``localhost``): Slurm commands and
 the ``srun`` clients of every later step run there. After it, the allocated nodes are
 inventory hosts (named as Slurm names them; ``node1..N`` for the local scheduler) in the
-layout's groups plus ``allocation``, each with the variables later roles use:
+layout's groups plus ``nodes`` (all of them), each with the variables later roles use:
 
 * ``node_address``: what servers on that node bind to and what peers connect to;
 * ``node_index``: position in the allocation (0-based);
@@ -69,7 +69,7 @@ def _describe(args: dict[str, Any]) -> str:
     {
         vol.Optional("scheduler"): vol.In(sorted(SCHEDULERS)),
         vol.Optional("nodes"): _POSITIVE,
-        vol.Optional("gpus_per_node"): vol.All(int, vol.Range(min=0)),
+        vol.Optional("gpus_per_node"): vol.Any(None, vol.All(int, vol.Range(min=0))),
         vol.Optional("partition"): vol.Any(None, str),
         vol.Optional("account"): vol.Any(None, str),
         vol.Optional("qos"): vol.Any(None, str),
@@ -157,7 +157,7 @@ def allocation_spec(args: dict[str, Any], *, gateway: str) -> AllocationSpec:
 def _add_hosts(ctx: ActionContext, allocation: Allocation, groups: dict[str, list[str]], node_vars: dict[str, Any]) -> None:
     if ctx.add_host is None:
         raise ValidationError("slurm_allocate cannot add hosts here (no inventory)")
-    groups_of: dict[str, list[str]] = {n.name: ["allocation"] for n in allocation.nodes}
+    groups_of: dict[str, list[str]] = {n.name: ["nodes"] for n in allocation.nodes}
     for group, names in groups.items():
         for name in names:
             groups_of[name].append(group)

@@ -46,6 +46,7 @@ def debug(ctx: ActionContext, args: dict[str, Any]) -> Result:
         vol.Optional("quiet"): bool,
     },
     read_only=True,
+    plans=True,  # checks whose inputs are known at render time fail the dry-run (exit 2)
     describe=lambda a: " and ".join(a["that"] if isinstance(a["that"], list) else [a["that"]]),
 )
 def assert_(ctx: ActionContext, args: dict[str, Any]) -> Result:
@@ -61,7 +62,7 @@ def assert_(ctx: ActionContext, args: dict[str, Any]) -> Result:
     return {"changed": False, "msg": args.get("success_msg", "All assertions passed")}
 
 
-@action("fail", {vol.Optional("msg"): object}, read_only=True, describe=lambda a: f"fail: {a.get('msg', 'Failed as requested')}")
+@action("fail", {vol.Optional("msg"): object}, read_only=True, plans=True, describe=lambda a: f"fail: {a.get('msg', 'Failed as requested')}")
 def fail(ctx: ActionContext, args: dict[str, Any]) -> Result:
     """Fail the task with ``msg``."""
     return {"failed": True, "msg": args.get("msg", "Failed as requested from task")}

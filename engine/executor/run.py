@@ -80,6 +80,9 @@ def render_plan(
         run_id="<run-id>",
     )
     runner.run()
+    for host, error in runner.plan_failures:
+        if runner.hosts[host].failed:
+            raise error  # a check that fails whatever happens at run time (assert, fail)
     return runner.plan
 
 

@@ -9,6 +9,7 @@ execution (registered results) are :class:`~engine.template.Unknown` placeholder
 from __future__ import annotations
 
 import concurrent.futures as cf
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -137,6 +138,7 @@ class Runner:
         self.hosts: dict[str, HostState] = {}
         self.transports = TransportPool(self._connection_vars)
         self.ports = PortBook()
+        self.plan_failures: list[tuple[str, ValidationError]] = []
         self._on_state_change = on_state_change or (lambda: None)
         self.processes = ProcessRegistry(self.transports.get, on_change=self._on_state_change)
         self.teardown = teardown or TeardownStack(lambda _e: self._on_state_change())
@@ -201,7 +203,7 @@ class Runner:
             path = Path(str(rendered))
             if not path.is_absolute():
                 path = self.playbook.basedir / path
-            data = load_file(path)
+            data = load_file(path, pos=position_of(name))
             if data is None:
                 continue
             validate(dict, data, what=f"vars file {path.name}")
@@ -254,6 +256,9 @@ class Runner:
             "run_id": self.run_id,
             "check_mode": self.options.dry_run,
             "playbook_dir": str(self.playbook.basedir),
+            # the engine's own Python: roles default their python to it (simulated engine,
+            # stand-ins), so a venv install works without PATH changes
+            "smlplay_python": sys.executable,
         }
         if role_scope is not None:
             magic["role_name"] = role_scope.name
@@ -325,27 +330,28 @@ class Runner:
             for item in items:
                 iscope = self._item_scope(task, scope, item, items)
                 args = self._render(task.args, iscope, task)
-                key = repr(sorted((str(k), repr(v)) for k, v in args.items()))
-                by_target.setdefault(key, []).append((host, (args, item)))
+                # The include's vars are rendered here, in the caller's scope (an including
+                # role's defaults are not visible inside the included role).
+                ivars = self._render(dict(task.vars), iscope, task) if task.vars else {}
+                key = repr(sorted((str(k), repr(v)) for k, v in [*args.items(), *ivars.items()]))
+                by_target.setdefault(key, []).append((host, (args, item, ivars)))
         for entries in by_target.values():
-            args, item = entries[0][1]
+            args, item, ivars = entries[0][1]
             target_hosts = [h for h, _ in entries]
             if task.action == "include_role":
                 from engine.model import RoleRef
 
-                ref = RoleRef(name=str(args["name"]), params=args.get("vars") or {}, pos=task.pos)
+                ref = RoleRef(name=str(args["name"]), params=args.get("vars") or {}, pos=position_of(task.args.get("name")) or task.pos)
                 blocks = self.loader.role_blocks(ref, task.where(), entry=str(args.get("tasks_from", "main")))
             else:
-                path = self.loader.resolve_task_file(str(args["file"]), task.role.role.path / "tasks" if task.role else self.playbook.basedir, task.role)
+                path = self.loader.resolve_task_file(str(args["file"]), task.role.role.path / "tasks" if task.role else self.playbook.basedir, task.role, pos=position_of(task.args.get("file")) or task.pos)
                 blocks = list(self.loader.task_file(path, task.role, task.where()))
             layers = inherited.layers
-            extra: dict[str, Any] = {}
-            if task.vars:
-                extra.update(task.vars)
+            extra: dict[str, Any] = dict(ivars)
             if item is not None:
                 extra[task.loop_control.loop_var] = item
             if extra:
-                layers = (*layers, Layer("task vars", f"{task.where()} ({task.pos})", extra, templated=item is None))
+                layers = (*layers, Layer("task vars", f"{task.where()} ({task.pos})", extra, templated=False))
             inner = replace(inherited.enter(replace(task, vars={}, when=())), layers=layers)
             failed |= self.run_tasks(blocks, target_hosts, inner)
         return failed
@@ -579,7 +585,8 @@ class Runner:
             transport: Any = _NoTransport(target)
         else:
             transport = self._transport(target)
-        log_path = self._task_log(host, task)
+        # a dry-run writes nothing (its run_dir is a placeholder)
+        log_path = self.run_dir / "dry-run.log" if self.options.dry_run else self._task_log(host, task)
         ctx = ActionContext(
             host=host,
             transport=transport,
@@ -601,9 +608,18 @@ class Runner:
             reporter=_Progress(self.sink, task.display_name),
         )
         if self.options.dry_run:  # an action that plans (see Action.plans)
-            result = self._call(act, ctx, args, task)
+            try:
+                result = dict(act.run(ctx, args))
+            except UnknownValue:
+                return planned  # depends on what only the run knows: checked then
+            except SmlplayError as exc:
+                raise exc.with_context(task.where()) from None
             if result.get("failed"):
-                raise ValidationError(str(result.get("msg")), pos=task.pos)
+                # Goes through rescue/ignore_errors like a real failure; render_plan turns a
+                # host that ends failed into an input error (exit 2), before anything runs.
+                self.plan_failures.append(
+                    (host, ValidationError(str(result.get("msg")), pos=task.pos, context=task.where()))
+                )
             return {**result, "_ran": True}
         retries_raw = self._render(task.retries, scope, task) if task.retries is not None else (3 if task.until is not None else 0)
         if isinstance(retries_raw, bool) or not isinstance(retries_raw, int) or retries_raw < 0:
@@ -782,11 +798,11 @@ class Runner:
             raise _Unreachable(exc.message) from None
 
     def _task_log(self, host: str, task: Task) -> Path:
-        from engine.runs import _slug
+        from engine.runs import slug
 
-        directory = self.run_dir / "logs" / _slug(host)
+        directory = self.run_dir / "logs" / slug(host)
         directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{_slug(task.display_name)[:80]}.log"
+        return directory / f"{slug(task.display_name, limit=80)}.log"
 
     def _write_log(self, path: Path, task: Task, result: Result, item: Any) -> None:
         if task.no_log:
@@ -911,8 +927,8 @@ def check_role_arguments(block: Task, scope: VarScope) -> None:
             value = scope[name]
         except TemplateError as exc:
             raise exc.with_context(where) from None
-        if isinstance(value, Unknown):
-            continue
+        if isinstance(value, Unknown) or (value is None and not spec.required):
+            continue  # null = not given (as in Ansible), for optional arguments
         problem = _type_problem(value, spec.type)
         if problem is None and spec.elements and isinstance(value, list):
             for i, element in enumerate(value):

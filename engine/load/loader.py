@@ -32,6 +32,7 @@ from engine.model import (
     RoleScope,
     Task,
 )
+from engine.template import check_bare_expression
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -108,8 +109,11 @@ class Loader:
         roles = tuple(self.role_ref(r, where) for r in play.get("roles") or [])
         tasks: list[Task] = []
         tasks += self.tasks(play.get("pre_tasks") or [], path.parent, None, where)
+        done: set[str] = set()  # shared by all of the play's roles: each runs once per play
         for ref in roles:
-            tasks.extend(self.role_blocks(ref, where))
+            if _role_key(ref) not in done:
+                done.add(_role_key(ref))
+                tasks.extend(self.role_blocks(ref, where, done=done))
         tasks += self.tasks(play.get("tasks") or [], path.parent, None, where)
         tasks += self.tasks(play.get("post_tasks") or [], path.parent, None, where)
         handlers = list(self.tasks(play.get("handlers") or [], path.parent, None, where, handler=True))
@@ -122,7 +126,7 @@ class Loader:
             hosts=":".join(hosts) if isinstance(hosts, list) else str(hosts),
             pos=play.pos,
             vars=play.get("vars") or {},
-            vars_files=_as_strs(play.get("vars_files")),
+            vars_files=_as_tuple(play.get("vars_files")),  # YStr: a missing file has a position
             tasks=tuple(tasks),
             handlers=tuple(_dedupe_handlers(handlers)),
             gather_facts=bool(play.get("gather_facts", False)),
@@ -150,6 +154,7 @@ class Loader:
         name = entry.get("role", entry.get("name"))
         if not isinstance(name, str):
             raise ValidationError(f"a role entry in {where} needs 'role: NAME'", pos=entry.pos)
+        _check_conditions(entry, where)
         params = YMap({k: v for k, v in entry.items() if k not in ("role", "name", "vars", "when", "tags")})
         params.pos, params.key_pos, params.value_pos = entry.pos, entry.key_pos, entry.value_pos
         if entry.get("vars"):
@@ -163,21 +168,42 @@ class Loader:
             pos=position_of(name) or entry.pos,
         )
 
-    def role_blocks(self, ref: RoleRef, where: str, *, entry: str = "main", done: set[str] | None = None) -> list[Task]:
-        """A role's dependencies (each once, unless parameters differ), then the role."""
+    def role_blocks(
+        self,
+        ref: RoleRef,
+        where: str,
+        *,
+        entry: str = "main",
+        done: set[str] | None = None,
+        chain: tuple[str, ...] = (),
+    ) -> list[Task]:
+        """A role's dependencies (each once, unless parameters differ), then the role.
+
+        ``done`` holds the roles already expanded (see :func:`_role_key`); ``chain`` the
+        roles being expanded, to report a dependency cycle instead of recursing through it.
+        ``entry`` may be a YStr (``tasks_from``), whose position a missing file is reported at.
+        """
         done = set() if done is None else done
+        chain = (*chain, ref.name)
         role = self.role(ref.name, ref.pos, where)
         out: list[Task] = []
         for dep in role.dependencies:
-            key = f"{dep.name}:{sorted(map(str, dep.params.items()))}"
+            if dep.name in chain:
+                raise ValidationError(
+                    f"role dependency cycle: {' -> '.join([*chain, dep.name])}",
+                    pos=dep.pos,
+                    context=f"dependencies of role '{role.name}'",
+                    hint="a role cannot depend on itself, directly or through other roles",
+                )
+            key = _role_key(dep)
             if key not in done:
                 done.add(key)
-                out.extend(self.role_blocks(dep, f"dependencies of role '{role.name}'", done=done))
+                out.extend(self.role_blocks(dep, f"dependencies of role '{role.name}'", done=done, chain=chain))
         tasks = role.entry_points.get(entry) if entry != "main" else role.tasks
         if tasks is None:
             raise ValidationError(
                 f"role '{role.name}' has no tasks file '{entry}'",
-                pos=ref.pos,
+                pos=position_of(entry) or ref.pos,
                 hint=f"expected {role.path / 'tasks' / (entry + '.yaml')}",
             )
         scope = RoleScope(role=role, params=ref.params, pos=ref.pos)
@@ -330,6 +356,7 @@ class Loader:
         for key in item:
             if key in S.TASK_KEYWORD_SCHEMAS:
                 S.validate({vol.Required(str(key)): S.TASK_KEYWORD_SCHEMAS[key]}, YMapView(item, key), what=kind, context=ctx)
+        _check_conditions(item, ctx)
         name = actions[0]
         args = item[name]
         if name in REGISTRY:
@@ -399,6 +426,7 @@ class Loader:
         for key in item:
             if key in S.TASK_KEYWORD_SCHEMAS:
                 S.validate({vol.Required(str(key)): S.TASK_KEYWORD_SCHEMAS[key]}, YMapView(item, key), what="block", context=ctx)
+        _check_conditions(item, ctx)
         sections = {}
         for section in ("block", "rescue", "always"):
             sections[section] = self.tasks(item.get(section) or YList(), basedir, scope, where) if item.get(section) is not None else ()
@@ -422,7 +450,7 @@ class Loader:
             raw=item,
         )
 
-    def resolve_task_file(self, name: str, basedir: Path, scope: RoleScope | None) -> Path:
+    def resolve_task_file(self, name: str, basedir: Path, scope: RoleScope | None, *, pos: Position | None = None) -> Path:
         candidates = []
         if scope is not None:
             candidates.append(scope.role.path / "tasks" / name)
@@ -433,17 +461,13 @@ class Loader:
             for suffix in YAML_SUFFIXES:
                 if Path(str(c) + suffix).exists():
                     return Path(str(c) + suffix)
-        raise ValidationError(f"task file '{name}' not found (looked in {', '.join(str(c.parent) for c in candidates)})")
+        raise ValidationError(f"task file '{name}' not found (looked in {', '.join(str(c.parent) for c in candidates)})", pos=pos)
 
     def _import_tasks(self, task: Task, basedir: Path, scope: RoleScope | None, where: str) -> list[Task]:
         file = task.args["file"]
         if S.is_template(file):
             raise ValidationError("import_tasks is static: its file cannot be a template (use include_tasks)", pos=position_of(file) or task.pos)
-        try:
-            path = self.resolve_task_file(str(file), basedir, scope)
-        except ValidationError as exc:
-            exc.pos = position_of(file) or task.pos
-            raise
+        path = self.resolve_task_file(str(file), basedir, scope, pos=position_of(file) or task.pos)
         tasks = self.task_file(path, scope, where)
         if not (task.when or task.tags or task.vars):
             return list(tasks)
@@ -451,7 +475,30 @@ class Loader:
 
     def _import_role(self, task: Task, where: str) -> list[Task]:
         ref = RoleRef(name=str(task.args["name"]), params=task.args.get("vars") or {}, when=task.when, tags=task.tags, pos=position_of(task.args["name"]) or task.pos)
-        return self.role_blocks(ref, where, entry=str(task.args.get("tasks_from", "main")))
+        return self.role_blocks(ref, where, entry=task.args.get("tasks_from") or "main")
+
+
+def _role_key(ref: RoleRef) -> str:
+    """A role with the same parameters runs once per play (Ansible's rule)."""
+    return f"{ref.name}:{sorted(map(str, ref.params.items()))}"
+
+
+#: Keywords that take bare expressions, never ``{{ }}``.
+CONDITION_KEYWORDS = ("when", "until", "changed_when", "failed_when")
+
+
+def _check_conditions(item: YMap, ctx: str) -> None:
+    """``{{ }}`` in a condition is bad input: report it now, not when (or if) it is evaluated."""
+    for keyword in CONDITION_KEYWORDS:
+        value = item.get(keyword)
+        for i, expr in enumerate(value if isinstance(value, list) else [value]):
+            if not isinstance(expr, str):
+                continue
+            pos = position_of(expr) or (value.position_of(i) if isinstance(value, YList) else item.position_of(keyword))
+            try:
+                check_bare_expression(expr, keyword=keyword, pos=pos, error=ValidationError)
+            except ValidationError as exc:
+                raise exc.with_context(ctx) from None
 
 
 def plays_pos(data: Any, path: Path) -> Position:
@@ -471,11 +518,17 @@ def _templatable_schema(schema: Mapping[Any, Any]) -> dict[Any, Any]:
     """Wrap every value schema so Jinja strings pass at load time (checked after render)."""
     out: dict[Any, Any] = {}
     for key, value in schema.items():
-        if isinstance(value, dict):
-            out[key] = S.templatable(_templatable_schema(value))
-        else:
-            out[key] = S.templatable(value)
+        out[key] = S.templatable(_templatable_value(value))
     return out
+
+
+def _templatable_value(value: Any) -> Any:
+    # element schemas too: `ports: ["{{ base + 1 }}"]` is a list of ints once rendered
+    if isinstance(value, dict):
+        return _templatable_schema(value)
+    if isinstance(value, list):
+        return [S.templatable(_templatable_value(v)) for v in value]
+    return value
 
 
 def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:

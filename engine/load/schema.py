@@ -110,8 +110,22 @@ def to_validation_error(
             pos=position_for(data, path[:-1]) if len(path) > 1 else position_of(data),
             context=context,
         )
-    parent, last = _node_at(data, path)
-    value = parent[last] if parent is not None and _has(parent, last) else None
+    if msg == BAD_VAR_NAME and path:
+        # The key itself failed VarsMap's key pattern: point at the key, not at its value.
+        where = f" ('{'.'.join(map(str, path))}')" if len(path) > 1 else ""
+        return ValidationError(
+            f"invalid variable name '{path[-1]}' in {what}{where}",
+            pos=position_for(data, path, key=True),
+            context=context,
+            hint="a variable name is letters, digits and '_', and does not start with a digit",
+        )
+    if isinstance(err, vol.ExclusiveInvalid) and path:
+        return _exclusive_error(data, path, what=what, context=context, schema=schema)
+    if path:
+        parent, last = _node_at(data, path)
+        value = parent[last] if parent is not None and _has(parent, last) else None
+    else:
+        value = data  # the top-level value itself has the wrong type
     field_name = ".".join(str(p) for p in path) or what
     shown = "" if isinstance(value, dict | list) else f" {value!r}"
     return ValidationError(
@@ -129,8 +143,30 @@ def _has(parent: Any, key: Any) -> bool:
     return False
 
 
-def _allowed_keys(schema: Any, path: list[Any]) -> list[str]:
-    """The literal keys a (nested) dict schema accepts at ``path``, for suggestions."""
+def _exclusive_error(
+    data: Any, path: list[Any], *, what: str, context: str | None, schema: Any
+) -> ValidationError:
+    """Name the keys that cannot be used together (voluptuous only names their group)."""
+    group, mapping_path = path[-1], path[:-1]
+    mapping = data
+    for step in mapping_path:
+        mapping = mapping[step] if _has(mapping, step) else None
+    node = _dict_schema_at(schema, mapping_path) or {}
+    members = [k.schema for k in node if isinstance(k, vol.Exclusive) and k.group_of_exclusion == group]
+    present = [k for k in mapping if k in members] if isinstance(mapping, dict) else []  # file order
+    if len(present) < 2:
+        return ValidationError(f"conflicting keys in {what} ({group})", pos=position_for(data, path), context=context)
+    keys = ", ".join(f"'{k}'" for k in present[:-1]) + f" and '{present[-1]}'"
+    return ValidationError(
+        f"{keys} cannot be used together in {what}",
+        pos=position_for(data, [*mapping_path, present[0]], key=True),
+        context=context,
+        hint="keep only one of them",
+    )
+
+
+def _dict_schema_at(schema: Any, path: list[Any]) -> dict[Any, Any] | None:
+    """The dict schema that validates the mapping at ``path`` of a (nested) schema."""
     node = schema.schema if isinstance(schema, vol.Schema) else schema
     for step in path:
         if isinstance(node, vol.Schema):
@@ -145,12 +181,18 @@ def _allowed_keys(schema: Any, path: list[Any]) -> list[str]:
         elif isinstance(node, list) and node:
             node = node[0]
         else:
-            return []
+            return None
     if isinstance(node, vol.Schema):
         node = node.schema
     if isinstance(node, vol.Any):
         node = next((v for v in node.validators if isinstance(v, dict)), None)
-    if not isinstance(node, dict):
+    return node if isinstance(node, dict) else None
+
+
+def _allowed_keys(schema: Any, path: list[Any]) -> list[str]:
+    """The literal keys a (nested) dict schema accepts at ``path``, for suggestions."""
+    node = _dict_schema_at(schema, path)
+    if node is None:
         return []
     keys = (k.schema if isinstance(k, vol.Marker) else k for k in node)
     return [k for k in keys if isinstance(k, str)]
@@ -192,7 +234,9 @@ Expr = vol.Any(str, bool, [vol.Any(str, bool)])
 Number = vol.Any(int, float)
 PosNumber = vol.All(Number, vol.Range(min=0))
 Bool = bool
-VarsMap = vol.Schema({vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$"): object})
+#: VarsMap's key error; to_validation_error recognises it to point at the key.
+BAD_VAR_NAME = "not a valid variable name"
+VarsMap = vol.Schema({vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$", msg=BAD_VAR_NAME): object})
 EnvMap = vol.Schema({str: vol.Any(str, int, float, bool)})
 
 LOOP_CONTROL = {
@@ -202,21 +246,25 @@ LOOP_CONTROL = {
     vol.Optional("pause"): PosNumber,
 }
 
+HTTP_PROBE = vol.Any(
+    str,
+    {
+        vol.Required("url"): str,
+        vol.Optional("status"): vol.Any(int, [int], str),
+        vol.Optional("method"): vol.In(["GET", "POST", "HEAD", "PUT"]),
+        vol.Optional("json"): object,
+        vol.Optional("body"): str,
+        vol.Optional("json_path"): str,
+        vol.Optional("equals"): object,
+        vol.Optional("condition"): str,
+        vol.Optional("contains"): str,
+        vol.Optional("request_timeout"): vol.Any(PosNumber, str),
+    },
+)
+
 HEALTH = {
-    vol.Optional("http"): vol.Any(
-        str,
-        {
-            vol.Required("url"): str,
-            vol.Optional("status"): vol.Any(int, [int], str),
-            vol.Optional("method"): vol.In(["GET", "POST", "HEAD", "PUT"]),
-            vol.Optional("json"): object,
-            vol.Optional("body"): str,
-            vol.Optional("json_path"): str,
-            vol.Optional("equals"): object,
-            vol.Optional("condition"): str,
-            vol.Optional("contains"): str,
-        },
-    ),
+    # one probe, or a list checked in order (``/health``, then a real generation)
+    vol.Optional("http"): vol.Any(HTTP_PROBE, [HTTP_PROBE]),
     vol.Optional("tcp"): vol.Any(
         str,
         int,

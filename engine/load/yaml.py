@@ -6,8 +6,9 @@ key and item, and every string as :class:`YStr` with its own position. Validatio
 then point at the offending field, not just at the task.
 
 Two deliberate departures from PyYAML's defaults, both long-standing Ansible complaints:
-duplicate keys are an error (PyYAML keeps the last silently), and only ``true``/``false``
-are booleans (YAML 1.1's ``yes``/``no``/``on``/``off`` stay strings: the "Norway problem").
+duplicate keys are an error (PyYAML keeps the last silently; keys merged in with ``<<:`` may
+still be overridden, as in PyYAML), and only ``true``/``false`` are booleans (YAML 1.1's
+``yes``/``no``/``on``/``off`` stay strings: the "Norway problem").
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def _mark(file: str, mark: Any) -> Position:
 
 _BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _BOOL_FIRST = list("tTfF")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _Loader(_BaseLoader):
@@ -80,20 +82,29 @@ class _Loader(_BaseLoader):
         data.key_pos = {}
         data.value_pos = {}
         yield data
+        # flatten_mapping puts the pairs merged in by `<<:` first, then the explicit ones.
+        # Like PyYAML, later pairs win: explicit keys override merged ones, and a key from
+        # an earlier mapping of `<<: [*a, *b]` overrides the later one. Only an explicit
+        # key written twice is a duplicate.
+        explicit = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         self.flatten_mapping(node)
-        for key_node, value_node in node.value:
+        first_explicit = len(node.value) - explicit
+        explicit_keys: set[Any] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, Hashable):
                 raise ValidationError(
                     "a mapping key must be a scalar", pos=_mark(self.filename, key_node.start_mark)
                 )
-            if key in data:
-                first = data.key_pos[key]
-                raise ValidationError(
-                    f"duplicate key {key!r} (first defined at line {first.line})",
-                    pos=_mark(self.filename, key_node.start_mark),
-                    hint="YAML keeps only one value per key; remove or rename one of them",
-                )
+            if index >= first_explicit:
+                if key in explicit_keys:
+                    first = data.key_pos[key]
+                    raise ValidationError(
+                        f"duplicate key {key!r} (first defined at line {first.line})",
+                        pos=_mark(self.filename, key_node.start_mark),
+                        hint="YAML keeps only one value per key; remove or rename one of them",
+                    )
+                explicit_keys.add(key)
             data[key] = self.construct_object(value_node, deep=True)
             data.key_pos[key] = _mark(self.filename, key_node.start_mark)
             data.value_pos[key] = _mark(self.filename, value_node.start_mark)
@@ -139,15 +150,16 @@ def loads(text: str, filename: str = "<string>") -> Any:
         loader.dispose()
 
 
-def load_file(path: str | Path) -> Any:
-    """Load a YAML file; a missing or unreadable file is a :class:`ValidationError`."""
+def load_file(path: str | Path, *, pos: Position | None = None) -> Any:
+    """Load a YAML file; a missing or unreadable file is a :class:`ValidationError` at
+    ``pos`` (where the file was named, e.g. a ``vars_files`` entry)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValidationError(f"file not found: {p}") from None
+        raise ValidationError(f"file not found: {p}", pos=pos) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"cannot read {p}: {exc}") from None
+        raise ValidationError(f"cannot read {p}: {exc}", pos=pos) from None
     return loads(text, str(p))
 
 

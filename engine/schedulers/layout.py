@@ -13,7 +13,7 @@ for another node::
       bench: {count: 1, on: router}
 
 The allocation size defaults to the number of nodes the layout takes; an allocation larger
-than that leaves the rest in the ``allocation`` group only.
+than that leaves the rest in the ``nodes`` group only.
 """
 
 from __future__ import annotations
@@ -53,10 +53,10 @@ class Layout:
         seen: set[str] = set()
         for group, value in data.items():
             group = str(group)
-            if not _GROUP.match(group) or group in ("all", "allocation", "ungrouped"):
+            if not _GROUP.match(group) or group in ("all", "nodes", "ungrouped"):
                 raise ValidationError(
                     f"layout group {group!r} is not a usable group name",
-                    hint="use letters, digits and _; 'all', 'allocation' and 'ungrouped' are reserved",
+                    hint="use letters, digits and _; 'all', 'nodes' and 'ungrouped' are reserved",
                 )
             on = None
             count: Any = value

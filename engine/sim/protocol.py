@@ -208,26 +208,52 @@ def streaming_usage(req: GenRequest, completion_tokens: int) -> dict[str, Any]:
     return u
 
 
+def _openai(
+    req: GenRequest,
+    opts: OpenAIOptions,
+    obj: str,
+    created: int,
+    usage: dict[str, Any] | None,
+    *,
+    choice: dict[str, Any] | None = None,
+    finish: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The shape every OpenAI response and stream chunk shares: one choice (``choice`` is
+    its content: ``text``, ``message`` or ``delta``), or none for a usage chunk."""
+    choices = (
+        []
+        if choice is None
+        else [{"index": 0, **choice, "logprobs": None, "finish_reason": finish, "matched_stop": None}]
+    )
+    return {
+        "id": req.rid,
+        "object": obj,
+        "created": created,
+        "model": opts.model,
+        "choices": choices,
+        "usage": usage,
+        **extra,
+    }
+
+
+def _message(role: str | None, content: str | None) -> dict[str, Any]:
+    """A chat ``message`` (whole response) or ``delta`` (stream chunk)."""
+    return {"role": role, "content": content, "reasoning_content": None, "tool_calls": None}
+
+
+def _response(
+    req: GenRequest, opts: OpenAIOptions, obj: str, created: int, ids: tuple[int, ...], choice: Any
+) -> dict[str, Any]:
+    """A whole (non-streaming) response: every token, usage and metadata."""
+    n = len(ids)
+    return _openai(req, opts, obj, created, usage(req, n), choice=choice, finish="length", metadata=None)
+
+
 def completion_response(
     req: GenRequest, opts: OpenAIOptions, ids: tuple[int, ...], created: int
 ) -> dict[str, Any]:
-    return {
-        "id": req.rid,
-        "object": "text_completion",
-        "created": created,
-        "model": opts.model,
-        "choices": [
-            {
-                "index": 0,
-                "text": detokenize(list(ids)),
-                "logprobs": None,
-                "finish_reason": "length",
-                "matched_stop": None,
-            }
-        ],
-        "usage": usage(req, len(ids)),
-        "metadata": None,
-    }
+    return _response(req, opts, "text_completion", created, ids, {"text": detokenize(list(ids))})
 
 
 def completion_chunk(
@@ -238,49 +264,22 @@ def completion_chunk(
     created: int,
     n_tokens: int,
 ) -> dict[str, Any]:
-    return {
-        "id": req.rid,
-        "object": "text_completion",
-        "created": created,
-        "model": opts.model,
-        "choices": [
-            {
-                "index": 0,
-                "text": delta,
-                "logprobs": None,
-                "finish_reason": "length" if finished else None,
-                "matched_stop": None,
-            }
-        ],
-        "usage": usage(req, n_tokens) if opts.continuous_usage else None,
-    }
+    return _openai(
+        req,
+        opts,
+        "text_completion",
+        created,
+        usage(req, n_tokens) if opts.continuous_usage else None,
+        choice={"text": delta},
+        finish="length" if finished else None,
+    )
 
 
 def chat_response(
     req: GenRequest, opts: OpenAIOptions, ids: tuple[int, ...], created: int
 ) -> dict[str, Any]:
-    return {
-        "id": req.rid,
-        "object": "chat.completion",
-        "created": created,
-        "model": opts.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": detokenize(list(ids)),
-                    "reasoning_content": None,
-                    "tool_calls": None,
-                },
-                "logprobs": None,
-                "finish_reason": "length",
-                "matched_stop": None,
-            }
-        ],
-        "usage": usage(req, len(ids)),
-        "metadata": None,
-    }
+    message = _message("assistant", detokenize(list(ids)))
+    return _response(req, opts, "chat.completion", created, ids, {"message": message})
 
 
 def chat_chunk(
@@ -293,40 +292,21 @@ def chat_chunk(
     finish: str | None = None,
     n_tokens: int | None = None,
 ) -> dict[str, Any]:
-    return {
-        "id": req.rid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": opts.model,
-        "choices": [
-            {
-                "index": 0,
-                "delta": {
-                    "role": role,
-                    "content": content,
-                    "reasoning_content": None,
-                    "tool_calls": None,
-                },
-                "logprobs": None,
-                "finish_reason": finish,
-                "matched_stop": None,
-            }
-        ],
-        "usage": usage(req, n_tokens) if n_tokens is not None else None,
-    }
+    return _openai(
+        req,
+        opts,
+        "chat.completion.chunk",
+        created,
+        usage(req, n_tokens) if n_tokens is not None else None,
+        choice={"delta": _message(role, content)},
+        finish=finish,
+    )
 
 
 def usage_chunk(
     req: GenRequest, opts: OpenAIOptions, created: int, n_tokens: int, obj: str
 ) -> dict[str, Any]:
-    return {
-        "id": req.rid,
-        "object": obj,
-        "created": created,
-        "model": opts.model,
-        "choices": [],
-        "usage": streaming_usage(req, n_tokens),
-    }
+    return _openai(req, opts, obj, created, streaming_usage(req, n_tokens))
 
 
 def openai_error(message: str, err_type: str, status: int) -> dict[str, Any]:

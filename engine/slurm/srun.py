@@ -33,7 +33,7 @@ from engine.errors import ValidationError
 
 __all__ = ["RUNTIMES", "ContainerFlags", "SrunStep", "render", "script_with_env", "srun_argv"]
 
-RUNTIMES = ("none", "pyxis", "edf")
+RUNTIMES = ("none", "pyxis", "edf", "apptainer")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NODE = re.compile(r"^[^\s,\[\]]+$")
@@ -49,7 +49,8 @@ _SHORT = {
 
 @dataclass(frozen=True)
 class ContainerFlags:
-    """How a step enters its container: ``none``, ``pyxis`` (enroot) or ``edf`` (CSCS).
+    """How a step enters its container: ``none``, ``pyxis`` (enroot), ``edf`` (CSCS) or
+    ``apptainer`` (``apptainer exec`` inside the step).
 
     pyxis gets ``--container-image IMG --no-container-entrypoint --no-container-mount-home
     --container-mounts SRC:DST,... --container-writable --container-workdir DIR``: the
@@ -79,7 +80,9 @@ class ContainerFlags:
                     f"container mount {mount!r} is invalid",
                     hint="write SRC:DST or SRC:DST:ro; paths cannot contain ','",
                 )
-        if self.runtime == "pyxis" and not self.image:
+        if self.runtime in ("pyxis", "apptainer") and not self.image:
+            if self.runtime == "apptainer":
+                raise ValidationError("container runtime apptainer needs `image` (a .sif or docker://)")
             raise ValidationError("container runtime pyxis needs `image` (a .sqsh or docker://)")
         if self.runtime == "edf":
             if not self.environment:
@@ -164,7 +167,23 @@ class ContainerFlags:
             return out
         if self.runtime == "edf":
             return [f"--environment={self.environment}"]
-        return []
+        return []  # apptainer wraps the command instead: see command_prefix
+
+    def command_prefix(self) -> list[str]:
+        """What runs the step's ``bash -c`` inside the container when srun itself cannot
+        (apptainer: ``apptainer exec --nv [--bind M] [--pwd D] IMAGE``)."""
+        if self.runtime != "apptainer":
+            return []
+        out = ["apptainer", "exec", "--nv"]
+        if not self.mount_home:
+            out.append("--no-home")
+        if self.mounts:
+            out += ["--bind", ",".join(self.mounts)]
+        if self.workdir:
+            out += ["--pwd", self.workdir]
+        if self.writable:
+            out.append("--writable-tmpfs")
+        return [*out, str(self.image)]
 
 
 @dataclass(frozen=True)
@@ -247,8 +266,9 @@ def srun_argv(
         if flag in generated:
             raise ValidationError(f"extra srun argument {arg!r} repeats a generated flag")
     argv += list(extra_args)
-    argv += (container or ContainerFlags()).args()
-    argv += ["bash", "-c", script_with_env(script, env or {})]
+    flags = container or ContainerFlags()
+    argv += flags.args()
+    argv += [*flags.command_prefix(), "bash", "-c", script_with_env(script, env or {})]
     return argv
 
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +185,55 @@ def wait_healthy(sim: Sim, timeout: float = 15.0) -> Sim:
 
 
 StartSim = Callable[..., Sim]
+
+
+@dataclass
+class PDPair:
+    """A prefill and a decode simulator, paired through the prefill's bootstrap port."""
+
+    prefill: Sim
+    decode: Sim
+    bootstrap_port: int
+
+    def tag(self, room: int, port: int | None = None) -> dict[str, Any]:
+        """The bootstrap fields a router adds to both halves of a request."""
+        return {
+            "bootstrap_host": HOST,
+            "bootstrap_port": port or self.bootstrap_port,
+            "bootstrap_room": room,
+        }
+
+    def counters(self, sim: Sim) -> dict[str, int]:
+        counters: dict[str, int] = sim.server_info()["sim_counters"]
+        return counters
+
+
+@contextmanager
+def start_pd_pair(directory: Path, *, kv_timeout: int) -> Iterator[PDPair]:
+    """Start a P/D pair (logs in ``directory``); both are stopped on exit."""
+    p_port, d_port, b_port = free_ports(3)
+    prefill = Sim(
+        p_port,
+        [
+            "--model-path",
+            "m",
+            "--disaggregation-mode",
+            "prefill",
+            "--disaggregation-bootstrap-port",
+            str(b_port),
+        ],
+        directory / "prefill.log",
+    )
+    decode = Sim(
+        d_port,
+        ["--model-path", "m", "--disaggregation-mode", "decode", "--sim-kv-timeout", str(kv_timeout)],
+        directory / "decode.log",
+    )
+    try:
+        yield PDPair(wait_healthy(prefill), wait_healthy(decode), b_port)
+    finally:
+        prefill.stop()
+        decode.stop()
 
 
 @pytest.fixture

@@ -10,63 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from engine.sim.model import Prompt, detokenize, output_ids
-from tests.sim.conftest import HOST, Sim, StartSim, free_ports, wait_healthy
-
-
-@dataclass
-class PD:
-    prefill: Sim
-    decode: Sim
-    bootstrap_port: int
-
-    def tag(self, room: int, port: int | None = None) -> dict[str, Any]:
-        return {
-            "bootstrap_host": HOST,
-            "bootstrap_port": port or self.bootstrap_port,
-            "bootstrap_room": room,
-        }
-
-    def counters(self, sim: Sim) -> dict[str, int]:
-        counters: dict[str, int] = sim.server_info()["sim_counters"]
-        return counters
+from tests.sim.conftest import HOST, PDPair, StartSim, free_ports, start_pd_pair
 
 
 @pytest.fixture(scope="module")
-def pd(module_tmp: Path) -> Iterator[PD]:
-    p_port, d_port, b_port = free_ports(3)
-    prefill = Sim(
-        p_port,
-        [
-            "--model-path",
-            "m",
-            "--disaggregation-mode",
-            "prefill",
-            "--disaggregation-bootstrap-port",
-            str(b_port),
-        ],
-        module_tmp / "prefill.log",
-    )
-    decode = Sim(
-        d_port,
-        ["--model-path", "m", "--disaggregation-mode", "decode", "--sim-kv-timeout", "1"],
-        module_tmp / "decode.log",
-    )
-    try:
-        yield PD(wait_healthy(prefill), wait_healthy(decode), b_port)
-    finally:
-        prefill.stop()
-        decode.stop()
+def pd(module_tmp: Path) -> Iterator[PDPair]:
+    with start_pd_pair(module_tmp, kv_timeout=1) as pair:
+        yield pair
 
 
-def test_requests_without_bootstrap_info_are_refused(pd: PD) -> None:
+def test_requests_without_bootstrap_info_are_refused(pd: PDPair) -> None:
     for sim, mode in ((pd.decode, "decode"), (pd.prefill, "prefill")):
         r = sim.post("/generate", {"text": "a b"})
         assert r.status_code == 400
@@ -75,7 +34,7 @@ def test_requests_without_bootstrap_info_are_refused(pd: PD) -> None:
         assert "--pd-disaggregation" in msg
 
 
-def test_paired_request_transfers_kv(pd: PD) -> None:
+def test_paired_request_transfers_kv(pd: PDPair) -> None:
     before = pd.counters(pd.decode)["kv_transfers"]
     body = {"text": "the cat sat", "sampling_params": {"max_new_tokens": 6}, **pd.tag(4242)}
     with ThreadPoolExecutor(2) as pool:
@@ -98,7 +57,7 @@ def test_paired_request_transfers_kv(pd: PD) -> None:
     )
 
 
-def test_chat_stream_through_pd(pd: PD) -> None:
+def test_chat_stream_through_pd(pd: PDPair) -> None:
     body = {
         "messages": [{"role": "user", "content": "x y"}],
         "max_completion_tokens": 3,
@@ -110,7 +69,7 @@ def test_chat_stream_through_pd(pd: PD) -> None:
     assert r.status_code == 200 and r.text.rstrip().endswith("data: [DONE]")
 
 
-def test_wrong_bootstrap_port_fails_loudly(pd: PD) -> None:
+def test_wrong_bootstrap_port_fails_loudly(pd: PDPair) -> None:
     wrong = free_ports(1)[0]
     r = pd.decode.post("/generate", {"text": "a", **pd.tag(99, port=wrong)})
     assert r.status_code == 503
@@ -126,7 +85,7 @@ def test_wrong_bootstrap_port_fails_loudly(pd: PD) -> None:
     )
 
 
-def test_http_port_given_as_bootstrap_port_names_the_real_one(pd: PD) -> None:
+def test_http_port_given_as_bootstrap_port_names_the_real_one(pd: PDPair) -> None:
     r = pd.decode.post("/generate", {"text": "a", **pd.tag(5, port=pd.prefill.port)})
     assert r.status_code == 503
     msg = r.json()["error"]["message"]
@@ -134,7 +93,7 @@ def test_http_port_given_as_bootstrap_port_names_the_real_one(pd: PD) -> None:
     assert f"bootstrap server listens on port {pd.bootstrap_port}" in msg
 
 
-def test_prefill_reports_a_port_mismatch(pd: PD) -> None:
+def test_prefill_reports_a_port_mismatch(pd: PDPair) -> None:
     wrong = free_ports(1)[0]
     r = pd.prefill.post("/generate", {"text": "a", **pd.tag(6, port=wrong)})
     assert r.status_code == 200
@@ -145,7 +104,7 @@ def test_prefill_reports_a_port_mismatch(pd: PD) -> None:
     assert msg in pd.prefill.log
 
 
-def test_room_never_published_times_out(pd: PD) -> None:
+def test_room_never_published_times_out(pd: PDPair) -> None:
     t = time.monotonic()
     r = pd.decode.post("/generate", {"text": "a", **pd.tag(123456)})
     assert r.status_code == 503 and time.monotonic() - t < 10
@@ -154,7 +113,7 @@ def test_room_never_published_times_out(pd: PD) -> None:
     assert f"HTTP port {pd.prefill.port}" in msg  # whose bootstrap server it asked
 
 
-def test_kv_of_another_request_is_rejected(pd: PD) -> None:
+def test_kv_of_another_request_is_rejected(pd: PDPair) -> None:
     pd.prefill.post("/generate", {"text": "first prompt", **pd.tag(31)})
     r = pd.decode.post("/generate", {"text": "second prompt", **pd.tag(31)})
     assert r.status_code == 500
@@ -168,7 +127,7 @@ def test_health_generate_in_pd_needs_no_peer(start_sim: StartSim) -> None:
     assert decode.server_info()["sim_counters"]["kv_fake_transfers"] == 1
 
 
-def test_bootstrap_server_routes(pd: PD) -> None:
+def test_bootstrap_server_routes(pd: PDPair) -> None:
     base = f"http://{HOST}:{pd.bootstrap_port}"
     assert httpx.get(base + "/health").text == "OK"
     route = httpx.get(

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from engine.sim.model import Prompt, detokenize, output_ids
-from tests.sim.conftest import HOST, Router, Sim, StartSim, free_ports, wait_healthy
+from tests.sim.conftest import HOST, PDPair, Router, StartSim, free_ports, start_pd_pair
 
 pytest.importorskip("sglang_router")
 pytestmark = pytest.mark.e2e
@@ -61,41 +60,13 @@ def test_regular_mode(start_sim: StartSim, tmp_path: Path) -> None:
         router.stop()
 
 
-@dataclass
-class PDWorkers:
-    prefill: Sim
-    decode: Sim
-    bootstrap_port: int
-
-
 @pytest.fixture(scope="module")
-def pd_workers(module_tmp: Path) -> Iterator[PDWorkers]:
-    p_port, d_port, b_port = free_ports(3)
-    prefill = Sim(
-        p_port,
-        [
-            "--model-path",
-            "m",
-            "--disaggregation-mode",
-            "prefill",
-            "--disaggregation-bootstrap-port",
-            str(b_port),
-        ],
-        module_tmp / "prefill.log",
-    )
-    decode = Sim(
-        d_port,
-        ["--model-path", "m", "--disaggregation-mode", "decode", "--sim-kv-timeout", "5"],
-        module_tmp / "decode.log",
-    )
-    try:
-        yield PDWorkers(wait_healthy(prefill), wait_healthy(decode), b_port)
-    finally:
-        prefill.stop()
-        decode.stop()
+def pd_workers(module_tmp: Path) -> Iterator[PDPair]:
+    with start_pd_pair(module_tmp, kv_timeout=5) as pair:
+        yield pair
 
 
-def test_pd_mode(pd_workers: PDWorkers, tmp_path: Path) -> None:
+def test_pd_mode(pd_workers: PDPair, tmp_path: Path) -> None:
     p, d = pd_workers.prefill, pd_workers.decode
     router = Router(
         [
@@ -130,7 +101,7 @@ def test_pd_mode(pd_workers: PDWorkers, tmp_path: Path) -> None:
         router.stop()
 
 
-def test_pd_mode_with_wrong_bootstrap_port(pd_workers: PDWorkers, tmp_path: Path) -> None:
+def test_pd_mode_with_wrong_bootstrap_port(pd_workers: PDPair, tmp_path: Path) -> None:
     """The router is given a port the prefill does not listen on: the request must fail."""
     p, d = pd_workers.prefill, pd_workers.decode
     wrong = free_ports(1)[0]

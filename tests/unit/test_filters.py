@@ -20,6 +20,15 @@ def r(source: str, **scope: object) -> object:
 
 # Which filters this module covers; a new filter in FILTERS without a test fails here.
 COVERED = {
+    # engine.serving's filters are covered by tests/unit/test_serving.py
+    "place_workers",
+    "nodes_for",
+    "merge_flags",
+    "render_flags",
+    "allocation_layout",
+    "ranks_on",
+    "worker_endpoints",
+    "extract",
     "default",
     "d",
     "mandatory",
@@ -326,3 +335,8 @@ def test_jinja_builtins_used_daily() -> None:
     assert r("{{ hs | selectattr('gpu') | map(attribute='n') | list }}", hs=hosts) == ["a"]
     assert r("{{ hs | rejectattr('gpu') | map(attribute='n') | join(',') }}", hs=hosts) == "b"
     assert r("{{ '8' | int + 1 }}") == 9
+
+
+def test_extract() -> None:
+    assert r("{{ ['a', 'b'] | map('extract', {'a': 1, 'b': 2}) | list }}") == [1, 2]
+    assert r("{{ ['a'] | map('extract', dict(a=dict(x=3)), 'x') | list }}") == [3]

@@ -188,11 +188,6 @@ def test_role_dependencies_run_first(tmp_path: Path) -> None:
     assert [t.display_name for t in leaves(play.tasks)] == ["base : base", "app : app"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a role runs once per play unless its params differ, but Loader._play calls role_blocks "
-    "with a fresh `done` set per role entry, so a shared dependency (and a role listed twice) runs repeatedly",
-)
 def test_shared_dependency_runs_once_per_play(tmp_path: Path) -> None:
     (play,) = load(
         tmp_path,
@@ -206,11 +201,6 @@ def test_shared_dependency_runs_once_per_play(tmp_path: Path) -> None:
     assert [t.display_name for t in leaves(play.tasks)] == ["c : c", "a : a", "b : b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: role dependency cycles are not detected (Loader.role's _loading guard never sees them "
-    "because dependencies are expanded in role_blocks after the role is cached)",
-)
 def test_role_dependency_cycle(tmp_path: Path) -> None:
     e = err(
         tmp_path,
@@ -221,6 +211,24 @@ def test_role_dependency_cycle(tmp_path: Path) -> None:
         roles__b__meta__main_yaml="dependencies: [a]\n",
     )
     assert "cycle" in e.message
+    assert "a -> b -> a" in e.message
+    assert e.pos == Position(str(tmp_path / "roles/b/meta/main.yaml"), 1, 16)
+
+
+def test_role_with_other_params_runs_again(tmp_path: Path) -> None:
+    (play,) = load(
+        tmp_path,
+        "- hosts: a\n  roles: [c, {role: c, n: 2}, c]\n",
+        roles__c__tasks__main_yaml="- name: c\n  command: echo c\n",
+    )
+    assert [t.display_name for t in leaves(play.tasks)] == ["c : c", "c : c"]
+
+
+@pytest.mark.parametrize("keyword", ["when", "until", "changed_when", "failed_when"])
+def test_braces_in_conditions_are_rejected_at_load(tmp_path: Path, keyword: str) -> None:
+    e = err(tmp_path, f"- hosts: a\n  tasks:\n    - command: echo\n      {keyword}: ['x', '{{{{ y }}}}']\n")
+    assert e.message == f"'{keyword}' is a bare expression; remove the {{{{ }}}} around it"
+    assert e.pos == Position(str(tmp_path / "playbook.yaml"), 4, 15 + len(keyword))
 
 
 def test_unknown_role_suggests_and_lists_the_path(tmp_path: Path) -> None:
@@ -396,11 +404,6 @@ def test_unknown_handler_suggests(tmp_path: Path) -> None:
     assert e.hint == "did you mean 'restart app'?"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Play.vars_files is built with _as_strs (plain str), so the positions of the entries are "
-    "lost and a missing vars file is reported without file:line:col",
-)
 def test_vars_files_keep_positions(tmp_path: Path) -> None:
     (play,) = load(tmp_path, "- hosts: a\n  vars_files:\n    - vars/x.yaml\n")
     assert getattr(play.vars_files[0], "pos", None) == Position(

@@ -124,11 +124,6 @@ def test_play_vars_names_must_be_identifiers() -> None:
     assert "vars.bad-name" in err.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a bad key in VarsMap is reported at the value's position with the value shown "
-    "('got int 1'); it should point at the key (to_validation_error ignores key-match failures)",
-)
 def test_play_vars_bad_name_points_at_the_key() -> None:
     data = loads("- hosts: all\n  vars:\n    bad-name: 1\n", "p.yaml")[0]
     err = _err(S.PLAY, data)
@@ -195,21 +190,11 @@ def test_top_level_type_mismatch_points_at_the_document() -> None:
     assert "expected dict" in err.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with an empty error path to_validation_error looks the value up as None and says "
-    "'(got null None)' for a list (schema.py to_validation_error: use `data` when path is empty)",
-)
 def test_top_level_type_mismatch_names_the_actual_type() -> None:
     err = _err(dict, loads("- a\n- b\n", "v.yaml"))
     assert "got list" in err.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (UX): vol.Exclusive conflicts are reported as \"invalid value for '<what>' ... two or more "
-    "values in the same group of exclusion 'what' (got null None)\" without naming the keys",
-)
 def test_exclusive_keys_are_named() -> None:
     schema = {vol.Exclusive("msg", "what"): str, vol.Exclusive("var", "what"): str}
     err = _err(schema, loads("msg: a\nvar: b\n", "d.yaml"))

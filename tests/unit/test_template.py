@@ -147,11 +147,6 @@ def test_python_errors_become_template_errors(t: Templar) -> None:
         t.render("{{ 1 / n }}", {"n": 0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a TemplateError raised inside a filter (mandatory) is re-raised without a position "
-    "(Templar.evaluate/_render_str `except SmlplayError: raise` should fill in pos)",
-)
 def test_mandatory_error_carries_the_position(t: Templar) -> None:
     data = loads("m: '{{ x | mandatory }}'\n", "m.yaml")
     with pytest.raises(TemplateError) as info:
@@ -159,11 +154,6 @@ def test_mandatory_error_carries_the_position(t: Templar) -> None:
     assert info.value.pos == Position("m.yaml", 1, 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ansible compatibility: `{{ foo.bar | default('x') }}` with foo undefined works in Ansible; "
-    "with jinja2.StrictUndefined the attribute access raises before default() runs",
-)
 def test_default_on_chained_undefined(t: Templar) -> None:
     assert t.render("{{ foo.bar | default('x') }}", {}) == "x"
 
@@ -245,11 +235,6 @@ def test_yaml11_yes_in_when_is_not_true(t: Templar) -> None:
     assert info.value.pos == Position("c.yaml", 1, 7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (UX): `when: yes` reports \"undefined variable 'yes'\"; it should say YAML 1.1 yes/no are "
-    "not booleans here and suggest true/false",
-)
 def test_yaml11_yes_in_when_explains_booleans(t: Templar) -> None:
     with pytest.raises(TemplateError) as info:
         t.condition(loads("when: yes\n")["when"], {}, keyword="when")

@@ -135,14 +135,16 @@ def test_anchors_and_merge_keys() -> None:
     assert data["child"].position_of("z", value=False).line == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: construct_yaml_map reports a key that overrides a `<<:` merged key as a duplicate "
-    "(flatten_mapping puts the merged pairs first); YAML says explicit keys win",
-)
 def test_merge_key_can_be_overridden() -> None:
     data = loads("base: &b {x: 1, y: 2}\nchild:\n  <<: *b\n  y: 3\n")
     assert dict(data["child"]) == {"x": 1, "y": 3}
+
+
+def test_merge_key_list_earlier_mapping_wins_and_explicit_duplicates_still_fail() -> None:
+    data = loads("a: &a {x: 1}\nb: &b {x: 2, z: 3}\nc:\n  <<: [*a, *b]\n")
+    assert dict(data["c"]) == {"x": 1, "z": 3}  # as PyYAML: the first mapping listed wins
+    with pytest.raises(ValidationError, match="duplicate key 'y'"):
+        loads("base: &b {x: 1}\nchild:\n  <<: *b\n  y: 1\n  y: 2\n")
 
 
 @pytest.mark.parametrize(
