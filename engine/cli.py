@@ -116,6 +116,8 @@ def _options(**kw: Any) -> Any:
         keep_running=kw.get("keep_running", False),
         verbosity=kw.get("verbose", 0),
         health_timeout=parse_duration(kw["health_timeout"], what="--health-timeout") if kw.get("health_timeout") else None,
+        local_hosts=frozenset(kw.get("local_hosts") or ()),
+        run_id=kw.get("run_id"),
     )
 
 
@@ -164,6 +166,9 @@ def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", help="Live output: rich text or JSON events.")
 @click.option("--health-timeout", help="Default health-check deadline (e.g. 60m) for tasks that set none.")
 @click.option("-v", "--verbose", count=True, help="Show stdout/stderr of tasks.")
+@click.option("--detach", is_flag=True, help="Submit the run as a Slurm batch job (runs inside its allocation; survives disconnecting).")
+@click.option("--local-host", "local_hosts", multiple=True, help="A host this engine runs on (reached locally whatever the inventory says).")
+@click.option("--run-id", hidden=True, help="Continue this run record (used by --detach inside the job).")
 @_guard
 def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **kw: Any) -> None:
     """Run PLAYBOOK (or render it with --dry-run)."""
@@ -174,6 +179,11 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
     from engine.executor.run import execute
 
     sink = JsonDisplay() if output == "json" else TextDisplay(verbosity=kw.get("verbose", 0))
+    if kw.pop("detach", False):
+        from engine.executor.detach import forwarded_options, submit
+
+        submit(playbook, _inventory(kw.get("inventory")), _options(**kw), forward=forwarded_options(kw), sink=sink, argv=sys.argv[1:])
+        return
     outcome = execute(playbook, _inventory(kw.get("inventory")), _options(**kw), sink=sink, argv=sys.argv[1:])
     sys.exit(outcome.exit_code)
 
@@ -305,6 +315,10 @@ def status(run_id: str) -> None:
     record = RunRecord.open(run_id)
     s = record.state
     click.echo(f"run {record.id}: {record.status}  ({s.get('playbook')})")
+    if s.get("detached"):
+        from engine.executor.detach import detached_job_state
+
+        click.echo(f"  detached: job {s.get('job_id')} through {s.get('gateway')}: {detached_job_state(record)}")
     click.echo(f"  directory: {record.path}")
     for proc in s.get("processes", []):
         click.echo(f"  process {proc['name']}@{proc['host']} {dict(proc['handle'])} log={proc['log']}")
@@ -358,7 +372,13 @@ def down(run_id: str) -> None:
     """Tear down RUN: stop its processes, run its pending handlers, release allocations."""
     from engine.display import TextDisplay
     from engine.executor.run import down as do_down
+    from engine.runs import RunRecord
 
+    record = RunRecord.open(run_id)
+    if record.state.get("detached"):
+        from engine.executor.detach import down_detached
+
+        sys.exit(down_detached(record, sink=TextDisplay()))
     sys.exit(do_down(run_id, sink=TextDisplay()))
 
 

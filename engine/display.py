@@ -126,8 +126,12 @@ class TextDisplay:
             self.console.print(Text(f"{host:<{width}} : ", style="red" if failed else "green") + Text(counts))
         self.console.print(f"\nrun directory: {run_dir}  status: [bold]{status}[/]")
 
-    def _on_down_signal(self, run_id: str, pid: int) -> None:
-        self.console.print(f"run {run_id} is still running (pid {pid}); asked it to stop and tear down")
+    def _on_down_signal(self, run_id: str, pid: int | None = None, job_id: str | None = None) -> None:
+        owner = f"job {job_id}" if job_id else f"pid {pid}"
+        self.console.print(f"run {run_id} is still running ({owner}); asked it to stop and tear down")
+
+    def _on_detached(self, message: str, **_: Any) -> None:
+        self.console.print(message)
 
     def _on_down_done(self, run_id: str, status: str, problems: list[str] | None = None) -> None:
         self.console.print(f"run {run_id}: {status}")

@@ -28,6 +28,11 @@ class RunOptions:
     keep_running: bool = False
     verbosity: int = 0
     health_timeout: float | None = None
+    #: Hosts this engine runs on (``--local-host``): reached with the local transport
+    #: whatever the inventory says (a detached run inside its job, on the login node).
+    local_hosts: frozenset[str] = frozenset()
+    #: Continue an existing run record (a detached run's job) instead of creating one.
+    run_id: str | None = None
 
 
 @dataclass

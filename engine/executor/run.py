@@ -140,7 +140,11 @@ def execute(
     if options.dry_run:
         return Outcome(True, 0, None, {}, plan)
 
-    record = RunRecord.create(Path(playbook_path), argv=argv)
+    if options.run_id:  # a detached run, now inside its job
+        record = RunRecord.open(options.run_id)
+        record.update(status="running", pid=os.getpid(), started=time.time(), host=os.uname().nodename)
+    else:
+        record = RunRecord.create(Path(playbook_path), argv=argv)
     record.write_plan({"playbook": str(playbook_path), "plays": plan})
     control = RunControl()
     sinks = Fanout(sink, _RecordSink(record))

@@ -266,6 +266,8 @@ class Runner:
         return magic
 
     def _connection_vars(self, host: str) -> Mapping[str, Any]:
+        if host in self.options.local_hosts:
+            return {"connection": "local"}
         return connection_vars(self.scope_for(host, None, Inherited()))
 
     # ------------------------------------------------------------------------------------

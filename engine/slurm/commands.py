@@ -276,6 +276,7 @@ def scancel(
     *,
     step: str | int | None = None,
     signal: str | int | None = None,
+    batch: bool = False,
     missing_ok: bool = False,
 ) -> None:
     """Cancel a job, or one step of it, or send it a signal.
@@ -285,10 +286,13 @@ def scancel(
     * ``scancel(run, J, step=S, signal="TERM")``: signal only step S, through the
       controller (``--ctld``): a graceful stop that cannot hit the rest of the job.
 
+    * ``scancel(run, J, batch=True, signal="TERM")``: signal only the batch script
+      (``--batch``; the ``J.batch`` step id is refused by scancel).
+
     ``missing_ok`` turns "job not found" into a no-op (teardown of something that ended).
     """
     target = _check_job_id(job_id)
-    argv = ["scancel"]
+    argv = ["scancel", "--batch"] if batch else ["scancel"]
     if signal is not None:
         sig = str(signal).upper()
         if not _SIGNAL.match(sig):
