@@ -46,7 +46,7 @@ class TextDisplay:
     def _on_task_start(self, task: str, handler: bool = False, **_: Any) -> None:
         self._rule(f"{'RUNNING HANDLER' if handler else 'TASK'} [{task}]")
 
-    def _on_task_result(self, task: str, host: str, status: str, ignored: bool, result: dict[str, Any], handler: bool = False) -> None:
+    def _on_task_result(self, task: str, host: str, status: str, ignored: bool, result: dict[str, Any], handler: bool = False, action: str | None = None) -> None:
         style = _STATUS_STYLE.get(status, "white")
         if status == "failed":
             msg = result.get("msg") or "failed"
@@ -67,6 +67,8 @@ class TextDisplay:
         if result.get("health", {}).get("healthy"):
             extra = f" (healthy after {result['health'].get('elapsed', 0):.1f}s)"
         self.console.print(Text(f"{label}: [{host}]{extra}", style=style))
+        if action == "debug" and status != "skipped" and not self.verbosity:
+            self.console.print(Text(_indent(str(result.get("msg", ""))), style="cyan"))  # as Ansible does
         if self.verbosity and status != "skipped":
             for key in ("msg", "stdout", "stderr"):
                 if result.get(key):

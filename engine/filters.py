@@ -54,6 +54,10 @@ def to_bool(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
+    from engine.template import Unknown
+
+    if isinstance(value, Unknown):
+        return str(value)  # a dry-run shows `<registered: x>` where the run has the value
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

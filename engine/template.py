@@ -79,7 +79,7 @@ class Unknown:
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _unknown
 
     def __hash__(self) -> int:
-        return id(self)
+        return hash(self._label)
 
     def __len__(self) -> int:
         raise UnknownValue(self)
@@ -171,6 +171,8 @@ class Templar:
 
     def __init__(self) -> None:
         self.env = _build_env()
+        # template files: a block tag's own newline is dropped (Ansible's trim_blocks)
+        self.file_env = self.env.overlay(trim_blocks=True)
         self._cache: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -265,11 +267,16 @@ class Templar:
             raise TemplateError(f"cannot read template {path}: {exc}") from None
         try:
             # compile with the file name so Jinja's traceback frames map to template lines
-            code = self.env.compile(source, name=path.name, filename=str(path))
-            template = self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
-            ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)  # type: ignore[arg-type]
-            return str(self.env.concat(template.root_render_func(ctx)))
-        except (UnknownValue, SmlplayError):
+            env = self.file_env
+            code = env.compile(source, name=path.name, filename=str(path))
+            template = env.template_class.from_code(env, code, env.make_globals(None))
+            ctx = template.new_context(_Scope(scope, env.globals), shared=True)  # type: ignore[arg-type]
+            return str(env.concat(template.root_render_func(ctx)))
+        except UnknownValue:
+            raise
+        except SmlplayError as exc:
+            if exc.pos is None:  # raised by a filter: point at the template line
+                exc.pos = Position(str(path), _template_line(exc, str(path), locals().get("template")) or 1, 1)
             raise
         except TemplateSyntaxError as exc:
             raise TemplateError(

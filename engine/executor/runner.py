@@ -183,6 +183,8 @@ class Runner:
         failed_hosts: set[str] = set()
         try:
             failed_hosts = self.run_tasks(play.tasks, hosts, play_inherited)
+            for h in failed_hosts:
+                self._host(h).failed = True
         finally:
             # Handlers run even when the play failed (force_handlers, default true) or was
             # interrupted: they are how users tear down what they started.
@@ -493,7 +495,7 @@ class Runner:
                 state.stats["ok"] += 1
         no_log = task.no_log or (inherited.no_log if inherited else False)
         shown = _censor(result) if no_log else result
-        self.sink.emit("task_result", task=task.display_name, host=host, status=status, ignored=ignored, result=_summary(shown), handler=handler)
+        self.sink.emit("task_result", task=task.display_name, host=host, status=status, ignored=ignored, result=_summary(shown), handler=handler, action=task.action)
         final = "ok" if ignored else status
         return final, result
 
@@ -527,6 +529,15 @@ class Runner:
                 raise
             except TemplateError as exc:
                 raise exc.with_context(task.where()) from None
+        return True
+
+    def _decidable(self, task: Task, scope: VarScope, inherited: Inherited) -> bool:
+        """Can every ``when`` of the task be evaluated before the run (dry-run)?"""
+        for expr, pos in [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]:
+            try:
+                self.templar.condition(expr, scope, keyword="when", pos=pos)
+            except UnknownValue:
+                return False
         return True
 
     def _loop_items(self, task: Task, scope: VarScope) -> list[Any]:
@@ -582,8 +593,10 @@ class Runner:
         health = self._render(task.health, scope, task) if task.health else None
         if self.options.dry_run and not (task.check_mode is False and act.read_only) and task.action != "set_fact":
             planned = self._plan_step(task, host, act, args, health, item, target, scope, inherited)
-            if not act.plans:
-                return planned
+            if not act.plans or (act.name == "fail" and not (task.when or inherited.when)):
+                return planned  # an unconditional `fail` is a deliberate run-time failure
+            if not self._decidable(task, scope, inherited):
+                return planned  # its `when` depends on the run: checked then
             transport: Any = _NoTransport(target)
         else:
             transport = self._transport(target)
