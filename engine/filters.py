@@ -24,6 +24,10 @@ from engine.errors import TemplateError
 
 
 def default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    from engine.template import Unknown
+
+    if isinstance(value, Unknown):
+        return value  # known at run time; a dry-run shows the placeholder
     if isinstance(value, Undefined) or (boolean and not value):
         return default_value
     return value

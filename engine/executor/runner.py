@@ -531,6 +531,10 @@ class Runner:
                 raise exc.with_context(task.where()) from None
         return True
 
+    def _placeholder(self, host: str) -> bool:
+        """A dry-run's stand-in for a node that only exists once allocated."""
+        return any(isinstance(v, Unknown) for v in self._connection_vars(host).values())
+
     def _decidable(self, task: Task, scope: VarScope, inherited: Inherited) -> bool:
         """Can every ``when`` of the task be evaluated before the run (dry-run)?"""
         for expr, pos in [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]:
@@ -591,13 +595,16 @@ class Runner:
             self._book_ports(act.name, args, target, task)
         timeout = self._render(task.timeout, scope, task) if task.timeout is not None else None
         health = self._render(task.health, scope, task) if task.health else None
-        if self.options.dry_run and not (task.check_mode is False and act.read_only) and task.action != "set_fact":
+        runs_in_dry_run = task.check_mode is False and act.read_only and not self._placeholder(target)
+        if self.options.dry_run and not runs_in_dry_run and task.action != "set_fact":
             planned = self._plan_step(task, host, act, args, health, item, target, scope, inherited)
             if not act.plans or (act.name == "fail" and not (task.when or inherited.when)):
                 return planned  # an unconditional `fail` is a deliberate run-time failure
             if not self._decidable(task, scope, inherited):
                 return planned  # its `when` depends on the run: checked then
             transport: Any = _NoTransport(target)
+        elif self.options.dry_run and not runs_in_dry_run:
+            transport = _NoTransport(target)  # set_fact: no host needed
         else:
             transport = self._transport(target)
         # a dry-run writes nothing (its run_dir is a placeholder)
@@ -738,7 +745,11 @@ class Runner:
             kind = "templates" if act.name == "template" else "files"
             path = self._find_file(task, kind, args["src"])
             if act.name == "template":
-                detail += f"\n--- {path.name} ---\n" + self.templar.render_file(path, scope).rstrip("\n")
+                try:
+                    body = self.templar.render_file(path, scope).rstrip("\n")
+                except UnknownValue as exc:
+                    body = f"(rendered at run time: it depends on {exc.unknown})"
+                detail += f"\n--- {path.name} ---\n" + body
         conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
         step = PlanStep(
             play=self._play.name if self._play else "",

@@ -47,14 +47,11 @@ class WorkerGroup:
                 f"unknown worker group field(s): {', '.join(unknown)}",
                 hint="known: workers, tp, nodes_per_worker",
             )
-        workers, tp = spec.get("workers", 1), spec.get("tp", 1)
-        for name, value in (("workers", workers), ("tp", tp), ("gpus_per_node", gpus_per_node)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "workers" else 1):
-                raise ValidationError(f"{name} must be a positive integer, not {value!r}")
+        workers = _count("workers", spec.get("workers", 1), minimum=0)
+        tp = _count("tp", spec.get("tp", 1))
+        gpus_per_node = _count("gpus_per_node", gpus_per_node)
         default_span = math.ceil(tp / gpus_per_node)
-        span = spec.get("nodes_per_worker", default_span)
-        if isinstance(span, bool) or not isinstance(span, int) or span < 1:
-            raise ValidationError(f"nodes_per_worker must be a positive integer, not {span!r}")
+        span = _count("nodes_per_worker", spec.get("nodes_per_worker", default_span))
         if span * gpus_per_node < tp:
             raise ValidationError(
                 f"a TP-{tp} worker does not fit on {span} node(s) of {gpus_per_node} GPU(s)",
@@ -73,6 +70,15 @@ class WorkerGroup:
         if self.nodes_per_worker > 1:
             return self.workers * self.nodes_per_worker
         return math.ceil(self.workers / self.workers_per_node)
+
+
+def _count(name: str, value: Any, *, minimum: int = 1) -> int:
+    # `-e layout.decode.tp=2` arrives as the string "2" (k=v extra vars are strings)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(f"{name} must be a {'non-negative' if minimum == 0 else 'positive'} integer, not {value!r}")
+    return value
 
 
 def nodes_for(spec: Mapping[str, Any], gpus_per_node: int) -> int:
