@@ -30,7 +30,7 @@ from engine.errors import Position, SmlplayError, TemplateError
 from engine.filters import FILTERS
 from engine.load.yaml import position_of
 
-_SINGLE_EXPR = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}$", re.DOTALL)
+_SINGLE_EXPR = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\Z", re.DOTALL)  # \Z: "{{ x }}\n" keeps its newline
 
 
 class UnknownValue(Exception):

@@ -34,6 +34,7 @@ from engine.processes import ProcessRegistry
 from engine.template import Templar, Unknown, UnknownValue
 from engine.transport.base import ProcessRecord
 from engine.transport.pool import TransportPool, connection_vars
+from engine.units import parse_duration
 from engine.vars import Layer, VarScope
 
 RESULT_KEYS_HIDDEN_BY_NO_LOG = ("stdout", "stderr", "stdout_lines", "stderr_lines", "msg", "cmd", "json", "content")
@@ -331,17 +332,20 @@ class Runner:
                 self._finish(task, host, self._host(host), "skipped", {"skipped": True})
                 continue
             items = self._loop_items(task, scope) if task.loop is not None else [None]
-            for item in items:
-                iscope = self._item_scope(task, scope, item, items)
+            for index, item in enumerate(items):
+                iscope = self._item_scope(task, scope, item, items, index)
                 args = self._render(task.args, iscope, task)
                 # The include's vars are rendered here, in the caller's scope (an including
                 # role's defaults are not visible inside the included role).
                 ivars = self._render(dict(task.vars), iscope, task) if task.vars else {}
-                key = repr(sorted((str(k), repr(v)) for k, v in [*args.items(), *ivars.items()]))
+                # hosts share one expansion when args, vars and item agree; items run in order
+                key = repr((index, repr(item), sorted((str(k), repr(v)) for k, v in [*args.items(), *ivars.items()])))
                 by_target.setdefault(key, []).append((host, (args, item, ivars)))
         for entries in by_target.values():
             args, item, ivars = entries[0][1]
-            target_hosts = [h for h, _ in entries]
+            target_hosts = [h for h, _ in entries if h not in failed]  # a failed host stops
+            if not target_hosts:
+                continue
             if task.action == "include_role":
                 from engine.model import RoleRef
 
@@ -621,7 +625,7 @@ class Runner:
             role_path=task.role.role.path if task.role else None,
             playbook_dir=self.playbook.basedir,
             environment=environment,
-            timeout=float(timeout) if timeout is not None else None,
+            timeout=parse_duration(timeout, what="timeout") if timeout is not None else None,
             check_mode=self.options.dry_run,
             facts=self._host(host).facts,
             add_host=lambda name, groups, hostvars: self.inventory.add_host(name, groups, hostvars),
