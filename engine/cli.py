@@ -90,12 +90,19 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(layers)
 
 
-def _inventory(path: str | None) -> str | None:
+def _inventory(path: str | None, playbook: str | None = None) -> str | None:
+    """``-i``, else the embedded default: ``inventory/local.yaml`` in the working directory
+    or beside the playbook's project (``playbooks/x.yaml`` -> ``inventory/local.yaml``), so
+    the same command works from any directory; else the implicit localhost."""
     if path:
         if not Path(path).exists():
             raise ValidationError(f"inventory file not found: {path}")
         return path
-    return DEFAULT_INVENTORY if Path(DEFAULT_INVENTORY).exists() else None
+    candidates = [Path(DEFAULT_INVENTORY)]
+    if playbook:
+        here = Path(playbook).resolve().parent
+        candidates += [here / DEFAULT_INVENTORY, here.parent / DEFAULT_INVENTORY]
+    return next((str(c) for c in candidates if c.exists()), None)
 
 
 def _options(**kw: Any) -> Any:
@@ -145,7 +152,7 @@ def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
     from engine import plan as plan_format
     from engine.executor.run import load, render_plan
 
-    inventory = _inventory(kw.get("inventory"))
+    inventory = _inventory(kw.get("inventory"), playbook)
     options = _options(**kw)
     book, _inv, loader = load(playbook, inventory)
     plan = render_plan(book, inventory, options, loader)
@@ -182,9 +189,9 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
     if kw.pop("detach", False):
         from engine.executor.detach import forwarded_options, submit
 
-        submit(playbook, _inventory(kw.get("inventory")), _options(**kw), forward=forwarded_options(kw), sink=sink, argv=sys.argv[1:])
+        submit(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), forward=forwarded_options(kw), sink=sink, argv=sys.argv[1:])
         return
-    outcome = execute(playbook, _inventory(kw.get("inventory")), _options(**kw), sink=sink, argv=sys.argv[1:])
+    outcome = execute(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), sink=sink, argv=sys.argv[1:])
     sys.exit(outcome.exit_code)
 
 
@@ -207,7 +214,7 @@ def check(playbook: str, **kw: Any) -> None:
     """Validate PLAYBOOK, its roles, their arguments and every template, running nothing."""
     from engine.executor.run import load, render_plan
 
-    inventory = _inventory(kw.get("inventory"))
+    inventory = _inventory(kw.get("inventory"), playbook)
     book, _inv, loader = load(playbook, inventory)
     plan = render_plan(book, inventory, _options(**kw), loader)
     steps = sum(len(p["steps"]) for p in plan)
@@ -228,7 +235,7 @@ def vars_(playbook: str, host: str, play_index: int, explain: str | None, invent
     from engine.executor.run import load
     from engine.executor.runner import Inherited, Runner, _plain
 
-    inv_path = _inventory(inventory)
+    inv_path = _inventory(inventory, playbook)
     book, inv, loader = load(playbook, inv_path)
     if not 1 <= play_index <= len(book.plays):
         raise ValidationError(f"--play {play_index}: the playbook has {len(book.plays)} plays")

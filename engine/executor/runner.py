@@ -168,6 +168,10 @@ class Runner:
 
     def run_play(self, play: Play) -> bool:
         self._play = play
+        if self.options.dry_run and "{{" not in play.hosts:
+            # groups an allocation adds exist by now (the dry-run adds placeholders), so a
+            # name that matches nothing is a typo, not a group of the future
+            self.inventory.check_pattern(play.hosts, pos=play.pos)
         hosts = self.inventory.select(play.hosts, limit=self.options.limit)
         hosts = [h for h in hosts if not self._host(h).failed and not self._host(h).unreachable]
         self._play_hosts = hosts

@@ -123,7 +123,7 @@ class Loader:
         hosts = play["hosts"]
         return Play(
             name=name,
-            hosts=":".join(hosts) if isinstance(hosts, list) else str(hosts),
+            hosts=hosts if isinstance(hosts, str) else ":".join(hosts),  # a YStr keeps its position
             pos=play.pos,
             vars=play.get("vars") or {},
             vars_files=_as_tuple(play.get("vars_files")),  # YStr: a missing file has a position
