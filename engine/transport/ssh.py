@@ -57,6 +57,10 @@ if TYPE_CHECKING:
     import paramiko
 
 log = logging.getLogger(__name__)
+# paramiko logs every refused direct-tcpip channel ("Secsh channel N open FAILED") at ERROR;
+# a health probe polling a port that is not up yet is expected to be refused, and real
+# connection failures reach the user as TransportError/UnreachableError with the cause.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
