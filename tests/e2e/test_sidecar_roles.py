@@ -287,8 +287,8 @@ def test_telemetry_dry_run_shows_scrape_config_and_commands(work: Workdir) -> No
     auto = work.smlplay("run", "pb.yaml", "--dry-run", "-e", "telemetry.exporter=auto")
     assert auto.returncode == 0, auto.stdout + auto.stderr
     assert "exporter `auto` is resolved on the node when the role runs" in auto.stdout
-    assert "if telemetry_cfg.enabled | bool and telemetry_exporter == 'dcgm'" in auto.stdout
-    assert "if telemetry_cfg.enabled | bool and telemetry_exporter == 'node'" in auto.stdout
+    assert "if telemetry_cfg.enabled | bool and telemetry_probe.rc == 0 and telemetry_exporter == 'dcgm'" in auto.stdout
+    assert "if telemetry_cfg.enabled | bool and telemetry_probe.rc == 0 and telemetry_exporter == 'node'" in auto.stdout
 
     # every launch script the role can render (the DCGM one too, with all optional flags)
     # passes bash -n and shellcheck; the scrape configs are YAML of the expected shape
