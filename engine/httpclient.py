@@ -53,7 +53,10 @@ def request(
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     sock = transport.connect_tcp(host, port, timeout)
     sock.settimeout(timeout)
-    conn.sock = sock
+    # http.client closes conn.sock inside getresponse() when the server says
+    # "Connection: close"; for an SSH channel that drops body bytes not yet buffered. The
+    # response keeps reading through its own file object; we close the channel ourselves.
+    conn.sock = _KeepOpen(sock)
     try:
         conn.request(method, path, body=body, headers={"Connection": "close", **(headers or {})})
         resp = conn.getresponse()
@@ -61,3 +64,17 @@ def request(
         return HttpResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data)
     finally:
         conn.close()
+        sock.close()
+
+
+class _KeepOpen:
+    """A socket-like wrapper whose ``close`` is a no-op (see :func:`request`)."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)

@@ -59,6 +59,12 @@ class ActionContext:
     def find_file(self, kind: str, name: str) -> Path:
         return find_file(kind, name, role_path=self.role_path, playbook_dir=self.playbook_dir)
 
+    def host_transport(self, container: bool = True) -> Transport:
+        """The transport, outside the node's container when ``container`` is false (only
+        srun steps have one: ``container: false`` on command/shell/process)."""
+        bare = getattr(self.transport, "bare", None)
+        return bare() if not container and bare is not None else self.transport
+
 
 def find_file(kind: str, name: str, *, role_path: Path | None, playbook_dir: Path | None) -> Path:
     """Resolve ``src`` like Ansible: the role's ``templates/``/``files/``, the role, then the

@@ -14,6 +14,8 @@ COMMON = {
     vol.Optional("creates"): str,
     vol.Optional("removes"): str,
     vol.Optional("stdin"): str,
+    # false: run on the node itself, not in the container container-up set (srun hosts)
+    vol.Optional("container"): bool,
 }
 
 
@@ -47,7 +49,7 @@ def _execute(ctx: ActionContext, cmd: str | list[str], args: dict[str, Any]) -> 
     if guarded is not None:
         return guarded
     stdin = args.get("stdin")
-    result = ctx.transport.run(
+    result = ctx.host_transport(args.get("container", True)).run(
         cmd,
         env=dict(ctx.environment) or None,
         cwd=args.get("chdir"),

@@ -31,6 +31,7 @@ def _describe_process(args: dict[str, Any]) -> str:
         vol.Optional("tier"): vol.All(int, vol.Range(min=0, max=9)),
         vol.Optional("grace"): vol.Any(int, float, str),
         vol.Optional("ports"): [vol.All(int, vol.Range(min=1, max=65535))],
+        vol.Optional("container"): bool,
     },
     describe=_describe_process,
 )
@@ -58,7 +59,7 @@ def process(ctx: ActionContext, args: dict[str, Any]) -> Result:
         return {"failed": True, "msg": busy}
     critical = bool(args.get("critical", True))
     tier = int(args.get("tier", 1))
-    record = ctx.transport.start(spec, critical=critical, tier=tier)
+    record = ctx.host_transport(args.get("container", True)).start(spec, critical=critical, tier=tier)
     ctx.processes.add(record)
     if ctx.push_teardown is not None:
         ctx.push_teardown(

@@ -1008,6 +1008,15 @@ def _walk(value: Any) -> Iterable[Any]:
 
 
 def _arg_pos(args: Any, exc: ValidationError) -> Any:
+    """The position, in the task as written, of the argument a rendered value failed on."""
+    from engine.load.schema import position_for
+
+    path = getattr(exc, "path", None)
+    if path:
+        try:
+            return position_for(args, list(path)) or getattr(args, "pos", None)
+        except (KeyError, IndexError, TypeError):
+            pass
     return getattr(args, "pos", None)
 
 

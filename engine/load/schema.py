@@ -93,6 +93,14 @@ def _sort_key(data: Any, err: vol.Invalid) -> tuple[int, int]:
 def to_validation_error(
     err: vol.Invalid, data: Any, *, what: str, context: str | None = None, schema: Any = None
 ) -> ValidationError:
+    error = _to_validation_error(err, data, what=what, context=context, schema=schema)
+    error.path = list(err.path)  # type: ignore[attr-defined]  # where in `data` (re-located later)
+    return error
+
+
+def _to_validation_error(
+    err: vol.Invalid, data: Any, *, what: str, context: str | None = None, schema: Any = None
+) -> ValidationError:
     path = list(err.path)
     msg = err.error_message
     if msg == "extra keys not allowed" and path:

@@ -170,9 +170,9 @@ def wait_until_running(
             raise SchedulerError(
                 f"job {job_id} did not start within {timeout:g}s "
                 f"(state {info.state}, reason {info.reason})",
-                hint="the cluster may be busy; `squeue --start -j "
-                f"{job_id}` shows Slurm's estimate. The job is still queued: cancel it if "
-                "you give up",
+                hint="the cluster may be busy: `squeue --start -j "
+                f"{job_id}` shows Slurm's estimate; raise the wait (allocation_timeout) or "
+                "ask for fewer or other nodes",
             )
         sleep(poll)
 

@@ -76,6 +76,11 @@ class SrunTransport:
         self._made_dirs: set[str] = set()
         self._lock = threading.Lock()
 
+    def bare(self) -> SrunTransport:
+        """The same node without the container: for sidecars (exporters, vmagent) that run
+        on the node itself, where a serving image would not have them."""
+        return SrunTransport(self.host, node=self.node, job_id=self.job_id, gateway=self.gateway, extra_args=self._extra_args)
+
     # ---------------------------------------------------------------- foreground
     def argv(self, script: str, *, env: Mapping[str, str] | None = None, name: str | None = None, output: str | None = None) -> list[str]:
         """The srun argv of one step on this node (what a dry-run shows)."""
