@@ -125,6 +125,7 @@ def _options(**kw: Any) -> Any:
         health_timeout=parse_duration(kw["health_timeout"], what="--health-timeout") if kw.get("health_timeout") else None,
         local_hosts=frozenset(kw.get("local_hosts") or ()),
         run_id=kw.get("run_id"),
+        hold=kw.get("hold", False),
     )
 
 
@@ -176,6 +177,7 @@ def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
 @click.option("--detach", is_flag=True, help="Submit the run as a Slurm batch job (runs inside its allocation; survives disconnecting).")
 @click.option("--local-host", "local_hosts", multiple=True, help="A host this engine runs on (reached locally whatever the inventory says).")
 @click.option("--run-id", hidden=True, help="Continue this run record (used by --detach inside the job).")
+@click.option("--hold", is_flag=True, hidden=True, help="After the last play, serve until stopped, then tear down.")
 @_guard
 def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **kw: Any) -> None:
     """Run PLAYBOOK (or render it with --dry-run)."""

@@ -135,6 +135,9 @@ class TextDisplay:
     def _on_detached(self, message: str, **_: Any) -> None:
         self.console.print(message)
 
+    def _on_holding(self, message: str) -> None:
+        self.console.print(Text(message, style="cyan"))
+
     def _on_down_done(self, run_id: str, status: str, problems: list[str] | None = None) -> None:
         self.console.print(f"run {run_id}: {status}")
         for p in problems or []:

@@ -20,6 +20,7 @@ is used, not released.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
@@ -28,6 +29,7 @@ import voluptuous as vol
 from engine.actions.base import ActionContext, Result, action
 from engine.errors import ValidationError
 from engine.schedulers import SCHEDULERS, Allocation, AllocationSpec, Hooks, Layout
+from engine.schedulers.base import ADOPT_ENV
 from engine.slurm.request import AllocationRequest
 from engine.units import parse_duration
 
@@ -141,6 +143,9 @@ def allocation_spec(args: dict[str, Any], *, gateway: str) -> AllocationSpec:
             hint="drop `nodes` (it defaults to what the layout takes) or enlarge it",
         )
     job_id = args.get("job_id")
+    scheduler = str(args.get("scheduler", "slurm"))
+    if scheduler == "slurm" and not job_id and os.environ.get(ADOPT_ENV):
+        job_id = os.environ[ADOPT_ENV]  # a detached run, inside the job it was submitted as
     return AllocationSpec(
         request=AllocationRequest.from_vars(request_vars),
         layout=layout,

@@ -33,6 +33,9 @@ class RunOptions:
     local_hosts: frozenset[str] = frozenset()
     #: Continue an existing run record (a detached run's job) instead of creating one.
     run_id: str | None = None
+    #: After the last play, keep serving until stopped (SIGTERM, `smlplay down`) or a
+    #: critical process dies; then tear down. What `--detach --keep-running` runs in the job.
+    hold: bool = False
 
 
 @dataclass

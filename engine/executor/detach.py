@@ -33,6 +33,7 @@ from engine.executor.context import RunOptions
 from engine.executor.run import load, render_plan
 from engine.executor.runner import Runner
 from engine.runs import RunRecord, runs_dir
+from engine.schedulers.base import ADOPT_ENV
 from engine.slurm.commands import job_info, sbatch, scancel
 from engine.slurm.runner import transport_runner
 from engine.transport.pool import TransportPool
@@ -81,7 +82,7 @@ def submit(
         ]
         script = (
             f"cd {shlex.quote(os.getcwd())} && export SMLPLAY_RUNS_DIR={shlex.quote(str(runs_dir().resolve()))} "
-            f"&& exec {shlex.join(inner)}"
+            f'&& export {ADOPT_ENV}="$SLURM_JOB_ID" && exec {shlex.join(inner)}'
         )
         sbatch_options = [o for o in spec.request.sbatch_options() if not o.startswith("--output")]
         sbatch_options.append(f"--output={record.path.resolve() / 'engine.log'}")
@@ -174,4 +175,6 @@ def forwarded_options(kw: dict[str, Any]) -> list[str]:
         out += ["--health-timeout", kw["health_timeout"]]
     if kw.get("forks"):
         out += ["--forks", str(kw["forks"])]
+    if kw.get("keep_running"):
+        out.append("--hold")  # in the job: serve until `smlplay down`, then tear down
     return out

@@ -182,6 +182,14 @@ def execute(
                 runner.processes.start_monitor()
             try:
                 ok = runner.run()
+                if ok and options.hold:
+                    sinks.emit("holding", message="serving until `smlplay down` (or a critical process dies)")
+                    while not control.cancel.wait(1.0) and not runner.processes.failure.is_set():
+                        pass
+                    death = runner.processes.check()
+                    if death is not None:
+                        ok, message = False, death.message()
+                        sinks.emit("run_error", message=message)
             except Exception as exc:  # PlayFailed and friends: the play stops, teardown runs
                 message = str(exc)
                 sinks.emit("run_error", message=message)

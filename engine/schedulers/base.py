@@ -18,7 +18,11 @@ from engine.schedulers.layout import Layout
 from engine.slurm.request import AllocationRequest
 from engine.transport.base import Transport
 
-__all__ = ["Allocation", "AllocationSpec", "Hooks", "Node", "Scheduler"]
+#: Set in a detached run's batch job (``smlplay run --detach``): the first ``slurm_allocate``
+#: with the slurm scheduler adopts this job instead of submitting another.
+ADOPT_ENV = "SMLPLAY_ADOPT_JOB_ID"
+
+__all__ = ["ADOPT_ENV", "Allocation", "AllocationSpec", "Hooks", "Node", "Scheduler"]
 
 
 @dataclass(frozen=True)

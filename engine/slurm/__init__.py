@@ -4,7 +4,7 @@ Everything here is plain functions over an injected :data:`RunFn` (local or over
 login node) and frozen dataclasses; nothing talks to Slurm behind the caller's back.
 
 * :mod:`~engine.slurm.hostlist`: ``nid[001-004]`` <-> names.
-* :mod:`~engine.slurm.commands`: sbatch, squeue, scontrol, scancel wrappers.
+* :mod:`~engine.slurm.commands`: sbatch, salloc, squeue, scontrol, scancel wrappers.
 * :mod:`~engine.slurm.request`: the allocation a play asks for.
 * :mod:`~engine.slurm.srun`: the srun argv of one step, container flags included.
 * :mod:`~engine.slurm.errors`: Slurm's stderr mapped to actionable errors.
@@ -15,6 +15,7 @@ from engine.slurm.commands import (
     StepInfo,
     job_info,
     parse_key_values,
+    salloc,
     sbatch,
     scancel,
     show_hostnames,
@@ -51,6 +52,7 @@ __all__ = [
     "parse_key_values",
     "parse_squeue_json",
     "render",
+    "salloc",
     "sbatch",
     "scancel",
     "script_with_env",

@@ -36,6 +36,7 @@ __all__ = [
     "StepInfo",
     "job_info",
     "parse_key_values",
+    "salloc",
     "sbatch",
     "scancel",
     "show_hostnames",
@@ -87,6 +88,28 @@ def sbatch(
             f"  stdout: {result.stdout.strip()!r}"
         )
     return job_id
+
+
+_GRANTED = re.compile(r"Granted job allocation (\d+)")
+_PENDING = re.compile(r"Pending job allocation (\d+)")
+
+
+def salloc(run: RunFn, options: Sequence[str] = ()) -> str:
+    """Allocate without a shell (``salloc --no-shell``) and return the job id.
+
+    salloc blocks until the allocation is granted (bound it with ``--immediate=SECONDS``
+    in ``options``), and reports on stderr only: ``salloc: Granted job allocation 123``.
+    The allocation lives until ``scancel`` or its time limit; there is no batch script.
+    """
+    argv = ["salloc", "--no-shell", *options]
+    result = run(argv)
+    granted = _GRANTED.search(result.stderr)
+    if result.rc != 0 or granted is None:
+        pending = _PENDING.search(result.stderr)
+        if pending is not None and granted is None:  # gave up while pending: do not leak it
+            run(["scancel", pending.group(1)])
+        raise command_error(argv, result, doing="allocate nodes")
+    return granted.group(1)
 
 
 # --------------------------------------------------------------------------- squeue

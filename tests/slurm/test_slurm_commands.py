@@ -24,6 +24,7 @@ from engine.slurm import (
     local_run,
     parse_key_values,
     parse_squeue_json,
+    salloc,
     sbatch,
     scancel,
     show_hostnames,
@@ -123,6 +124,24 @@ def test_local_run_times_out() -> None:
 def test_local_run_returns_output() -> None:
     result = local_run(["bash", "-c", "echo out; echo err >&2; exit 3"])
     assert (result.rc, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+# --------------------------------------------------------------------------- salloc
+
+
+def test_salloc_reads_the_job_id_from_stderr() -> None:
+    granted = CommandResult(0, "", "salloc: Pending job allocation 41\nsalloc: Granted job allocation 41\n")
+    run = FakeRun(salloc=granted)
+    assert salloc(run, ["--nodes=2"]) == "41"
+    assert run.calls == [["salloc", "--no-shell", "--nodes=2"]]
+
+
+def test_salloc_that_gives_up_while_pending_cancels_what_it_queued() -> None:
+    gave_up = CommandResult(1, "", "salloc: Pending job allocation 42\nsalloc: error: Unable to allocate resources: Job/step already completing or completed\n")
+    run = FakeRun(salloc=gave_up, scancel=ok())
+    with pytest.raises(SlurmCommandError):
+        salloc(run, ["--immediate=5"])
+    assert ["scancel", "42"] in run.calls
 
 
 # --------------------------------------------------------------------------- sbatch
