@@ -70,7 +70,7 @@ def _describe(args: dict[str, Any]) -> str:
     "slurm_allocate",
     {
         vol.Optional("scheduler"): vol.In(sorted(SCHEDULERS)),
-        vol.Optional("nodes"): _POSITIVE,
+        vol.Optional("nodes"): vol.Any(None, _POSITIVE),
         vol.Optional("gpus_per_node"): vol.Any(None, vol.All(int, vol.Range(min=0))),
         vol.Optional("partition"): vol.Any(None, str),
         vol.Optional("account"): vol.Any(None, str),
