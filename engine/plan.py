@@ -27,7 +27,9 @@ def _hosts_of(play: dict[str, Any]) -> list[str]:
 
 def _step_lines(step: dict[str, Any]) -> list[str]:
     head = f"- [{step['action']}] {step['task']}"
-    if step.get("item") is not None:
+    if step.get("label") is not None:
+        head += f" (item={json.dumps(step['label'], sort_keys=True)})"
+    elif step.get("item") is not None:
         head += f" (item={json.dumps(step['item'], sort_keys=True)})"
     lines = [head, f"    at {step['pos']}"]
     if step.get("delegate_to"):

@@ -88,6 +88,7 @@ class PlanStep:
     notify: list[str] = field(default_factory=list)
     condition: str | None = None
     item: Any = None
+    label: Any = None  # loop_control.label, rendered: how the text plan names the item
     delegate_to: str | None = None
     via: str | None = None
     handler: bool = False
@@ -386,7 +387,7 @@ class Runner:
         tags = inherited.tags | task.tags
         if not handler and not self._selected(task, tags):
             return set()
-        self.sink.emit("task_start", task=task.display_name, action=task.action, handler=handler, pos=str(task.pos), hosts=hosts)
+        self.sink.emit("task_start", task=self._title(task, hosts[0], inherited), action=task.action, handler=handler, pos=str(task.pos), hosts=hosts)
         run_once = inherited.run_once or task.run_once is True or (isinstance(task.run_once, str) and self._flag(task.run_once, task, hosts[0]))
         targets = hosts[:1] if run_once else hosts
         results: dict[str, tuple[str, Result]] = {}
@@ -538,6 +539,26 @@ class Runner:
             except TemplateError as exc:
                 raise exc.with_context(task.where()) from None
         return True
+
+    def _item_label(self, task: Task, scope: VarScope, item: Any) -> Any:
+        """``loop_control.label`` (rendered) where given: what the plan shows per item."""
+        if item is None or task.loop_control.label is None:
+            return item
+        try:
+            return self.templar.render(task.loop_control.label, scope)
+        except (SmlplayError, UnknownValue):
+            return item
+
+    def _title(self, task: Task, host: str, inherited: Inherited) -> str:
+        """The task's name with its ``{{ }}`` rendered for the first host, as Ansible shows it
+        (the raw name when it needs a loop item or a value only the run knows)."""
+        name = task.display_name
+        if "{{" not in name:
+            return name
+        try:
+            return str(self.templar.render(name, self.scope_for(host, task, inherited)))
+        except (SmlplayError, UnknownValue):
+            return name
 
     def _placeholder(self, host: str) -> bool:
         """A dry-run's stand-in for a node that only exists once allocated."""
@@ -762,7 +783,7 @@ class Runner:
         step = PlanStep(
             play=self._play.name if self._play else "",
             host=host,
-            task=task.display_name,
+            task=self._title(task, host, inherited),
             action=act.name,
             detail=str(detail),
             pos=f"{task.pos.file}:{task.pos.line}",
@@ -771,6 +792,7 @@ class Runner:
             notify=list(task.notify),
             condition=" and ".join(conditions) or None,
             item=_plain(item),
+            label=_plain(self._item_label(task, scope, item)) if task.loop_control.label is not None else None,
             delegate_to=target if target != host else None,
             via=self._via(target),
         )
