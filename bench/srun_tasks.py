@@ -1,0 +1,80 @@
+"""What one task costs on a compute node reached as srun steps, against the local floor.
+
+Workload: 2 nodes of the local Slurm cluster (tests/cluster/local-slurm.sh), 40 trivial
+tasks (`true` / `echo hello`) per node, run through the whole engine (`smlplay run`). Each
+variant is one engine process; the per-task cost is (wall time - the same playbook with no
+tasks) / tasks. Variants:
+
+* ``srun``: ``slurm_allocate`` (scheduler slurm, gateway localhost); every task is one
+  ``srun --overlap`` step on its node, what a compute node costs today;
+* ``local``: the local scheduler's virtual nodes; every task is one local subprocess, the
+  floor for "a process per task" on this machine.
+
+    .venv/bin/python bench/srun_tasks.py [--tasks 40] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+PLAYBOOK = """
+- hosts: localhost
+  tasks:
+    - slurm_allocate: {{scheduler: {scheduler}, nodes: 2, time: "10", poll: 0.1}}
+- hosts: nodes
+  tasks:
+{tasks}
+"""
+
+
+def playbook(scheduler: str, tasks: int) -> str:
+    commands = ["'true'", "echo hello"]  # quoted: a bare true is a YAML boolean
+    body = "".join(f"    - command: {commands[i % 2]}\n" for i in range(tasks))
+    return PLAYBOOK.format(scheduler=scheduler, tasks=body or "    - meta: noop\n")
+
+
+def timed(path: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "engine", "run", str(path), "-i", str(path.parent / "inv.yaml")], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{path.name} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    subprocess.run(["bash", str(REPO / "tests/cluster/local-slurm.sh"), "up"], check=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "inv.yaml").write_text("all:\n  hosts:\n    localhost: {connection: local}\n")
+        env = {**os.environ, "SMLPLAY_RUNS_DIR": str(d / "runs")}
+        per_task: dict[str, float] = {}
+        for scheduler in ("local", "slurm"):
+            for n, name in ((0, "empty"), (args.tasks, "full")):
+                (d / f"{scheduler}-{name}.yaml").write_text(playbook(scheduler, n))
+            timed(d / f"{scheduler}-full.yaml", env)  # warm-up
+            empty = statistics.median(timed(d / f"{scheduler}-empty.yaml", env) for _ in range(args.runs))
+            full = statistics.median(timed(d / f"{scheduler}-full.yaml", env) for _ in range(args.runs))
+            per_task[scheduler] = (full - empty) / args.tasks
+        floor = per_task["local"]
+        print(f"{args.tasks} tasks x 2 nodes, median of {args.runs}")
+        print(f"{'variant':8} {'ms/task':>8} {'x floor':>8}")
+        for name, label in (("local", "local"), ("slurm", "srun")):
+            print(f"{label:8} {per_task[name] * 1000:8.1f} {per_task[name] / floor:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
