@@ -5,8 +5,11 @@ Every command is one step of the holding job, pinned to the node::
     srun --jobid J --overlap --nodes 1 --ntasks 1 --nodelist NODE [container flags] bash -c S
 
 launched by the node's *gateway* transport (the login host over SSH, or local when the
-engine runs on a login node or inside the job). Foreground steps return the step's stdout
-and rc; srun's own notices ("Step created ...") go to stderr and are never parsed.
+engine runs on a login node or inside the job). Foreground commands go to one long-lived
+shell step per node (``--job-name smlplay-shell``, see :mod:`engine.transport._stepshell`):
+~6 ms a command instead of ~45 ms for a step of its own; a command arriving while that
+shell is busy, or a node where it cannot start, gets its own step. Only stdout and rc are
+parsed; srun's own notices ("Step created ...") go to stderr.
 
 Background processes are *named* steps (``--job-name NAME.NODE``, output to the log with
 ``--output``, written by slurmstepd on the node). Their handle records the job, step id and
@@ -27,6 +30,7 @@ Container flags are read from the host's ``container`` variable at every step, b
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import posixpath
 import shlex
@@ -39,6 +43,7 @@ from engine.errors import TransportError
 from engine.slurm.commands import scancel, steps
 from engine.slurm.runner import RunFn, transport_runner
 from engine.slurm.srun import ContainerFlags, render, srun_argv
+from engine.transport._stepshell import LOST_RC, PipeChannel, ShellGone, StepShell
 from engine.transport.base import (
     BackgroundSpec,
     CommandResult,
@@ -48,6 +53,8 @@ from engine.transport.base import (
 )
 
 __all__ = ["SrunTransport"]
+
+log = logging.getLogger(__name__)
 
 #: Extra seconds the gateway waits past a step's own timeout before killing srun itself.
 _BACKSTOP = 15.0
@@ -65,6 +72,7 @@ class SrunTransport:
         gateway: Transport,
         container: Callable[[], ContainerFlags] = ContainerFlags,
         extra_args: Sequence[str] = (),
+        persistent: bool = True,
     ) -> None:
         self.host = host
         self.node = node
@@ -75,11 +83,15 @@ class SrunTransport:
         self._run_slurm: RunFn = transport_runner(gateway, timeout=60.0)
         self._made_dirs: set[str] = set()
         self._lock = threading.Lock()
+        self._shell: StepShell | None = None
+        self._shell_key: tuple[str, ...] | None = None
+        self._shell_lock = threading.Lock()
+        self._persistent = persistent
 
     def bare(self) -> SrunTransport:
         """The same node without the container: for sidecars (exporters, vmagent) that run
         on the node itself, where a serving image would not have them."""
-        return SrunTransport(self.host, node=self.node, job_id=self.job_id, gateway=self.gateway, extra_args=self._extra_args)
+        return SrunTransport(self.host, node=self.node, job_id=self.job_id, gateway=self.gateway, extra_args=self._extra_args, persistent=False)
 
     # ---------------------------------------------------------------- foreground
     def argv(self, script: str, *, env: Mapping[str, str] | None = None, name: str | None = None, output: str | None = None) -> list[str]:
@@ -105,6 +117,71 @@ class SrunTransport:
         stdin: bytes | None = None,
     ) -> CommandResult:
         script = cmd if isinstance(cmd, str) else shlex.join(cmd)
+        # The node's shell step when it is free; a concurrent command (a log probe during a
+        # task) takes a step of its own.
+        if self._persistent and self._shell_lock.acquire(blocking=False):
+            try:
+                shell = self._shell_now()
+                if shell is not None:
+                    started = time.monotonic()
+                    try:
+                        rc, out, err, timed_out = shell.run(script, env=env, cwd=cwd, timeout=timeout, stdin=stdin)
+                    except ShellGone as exc:
+                        self._close_shell()
+                        return CommandResult(LOST_RC, "", f"the shell step on node {self.node} ended: {exc}\n", time.monotonic() - started)
+                    text = err.decode("utf-8", "replace") + (f"\ntimed out after {timeout:g}s\n" if timed_out else "")
+                    return CommandResult(rc, out.decode("utf-8", "replace"), text, time.monotonic() - started, timed_out)
+            finally:
+                self._shell_lock.release()
+        return self._step(script, env=env, cwd=cwd, timeout=timeout, stdin=stdin)
+
+    # -- one shell step per node (see engine.transport._stepshell) -------------------------
+    def _shell_now(self) -> StepShell | None:
+        """The node's shell for the current container setting: opened on first use, and
+        again when ``container`` changed (container-up runs after the allocation)."""
+        if self.gateway.kind != "local" and not hasattr(self.gateway, "open_channel"):
+            self._persistent = False  # a gateway that cannot hold a channel open
+            return None
+        argv = self.argv("exec bash --noprofile --norc", name="smlplay-shell")
+        at = argv.index("srun") + 1
+        argv[at:at] = ["--unbuffered"]
+        key = tuple(argv)
+        if self._shell is not None and (self._shell_key != key or not self._shell.healthy):
+            self._close_shell()
+        if self._shell is None:
+            channel: Any
+            if self.gateway.kind == "local":
+                channel = PipeChannel(argv)
+            else:
+                channel = self.gateway.open_channel(render(argv))  # type: ignore[attr-defined]
+            try:
+                self._shell = StepShell(channel)
+            except (ShellGone, OSError) as exc:
+                log.warning("node %s: no shell step (%s); one step per command", self.node, exc)
+                self._persistent = False
+                return None
+            self._shell_key = key
+        return self._shell
+
+    def _close_shell(self) -> None:
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            shell.close()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: end the shell step, and with it the command running in it."""
+        self._close_shell()
+
+    def _step(
+        self,
+        script: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """One command as a step of its own."""
         if cwd:
             script = f"cd {shlex.quote(cwd)} || exit 1\n{script}"
         argv = self.argv(script, env=env)
@@ -223,7 +300,7 @@ class SrunTransport:
         return self.gateway.connect_tcp(address, port, timeout)
 
     def close(self) -> None:
-        pass  # the gateway belongs to the pool
+        self._close_shell()  # the gateway itself belongs to the pool
 
 
 def from_vars(host: str, hostvars: Mapping[str, Any], gateway: Transport, container: Callable[[], ContainerFlags]) -> SrunTransport:
@@ -244,4 +321,5 @@ def from_vars(host: str, hostvars: Mapping[str, Any], gateway: Transport, contai
         gateway=gateway,
         container=container,
         extra_args=[str(a) for a in extra],
+        persistent=bool(hostvars.get("srun_persistent_shell", True)),
     )

@@ -493,6 +493,13 @@ class SshTransport:
 
     # -- connection -----------------------------------------------------------------
 
+    def open_channel(self, command: str) -> paramiko.Channel:
+        """An exec channel running ``command`` on the pooled connection: how the srun
+        transport keeps a shell step on a compute node through this login host."""
+        channel = self._transport().open_session(timeout=self.spec.connect_timeout)
+        channel.exec_command(command)
+        return channel
+
     def connect(self) -> SshTransport:
         """Open the connection now (with retries and backoff) instead of on first use."""
         self._transport()
