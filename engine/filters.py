@@ -20,6 +20,7 @@ import yaml
 from jinja2 import Undefined
 from jinja2.exceptions import FilterArgumentError
 
+from engine import serving
 from engine.errors import TemplateError
 
 
@@ -216,25 +217,15 @@ def extract(key: Any, container: Any, morekeys: Any = None) -> Any:
     return value
 
 
-def _serving(name: str) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        import engine.serving as serving
-
-        return getattr(serving, name)(*args, **kwargs)
-
-    call.__name__ = name
-    return call
-
-
 FILTERS: dict[str, Callable[..., Any]] = {
     "extract": extract,
-    "place_workers": _serving("place_workers"),
-    "nodes_for": _serving("nodes_for"),
-    "merge_flags": _serving("merge_flags"),
-    "render_flags": _serving("render_flags"),
-    "allocation_layout": _serving("allocation_layout"),
-    "ranks_on": _serving("ranks_on"),
-    "worker_endpoints": _serving("worker_endpoints"),
+    "place_workers": serving.place_workers,
+    "nodes_for": serving.nodes_for,
+    "merge_flags": serving.merge_flags,
+    "render_flags": serving.render_flags,
+    "allocation_layout": serving.allocation_layout,
+    "ranks_on": serving.ranks_on,
+    "worker_endpoints": serving.worker_endpoints,
     "default": default,
     "d": default,
     "mandatory": mandatory,

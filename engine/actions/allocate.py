@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import fields
 from typing import Any
 
 import voluptuous as vol
@@ -33,22 +34,8 @@ from engine.schedulers.base import ADOPT_ENV
 from engine.slurm.request import AllocationRequest
 from engine.units import parse_duration
 
-_REQUEST_FIELDS = (
-    "nodes",
-    "gpus_per_node",
-    "partition",
-    "account",
-    "qos",
-    "time",
-    "reservation",
-    "constraint",
-    "nodelist",
-    "exclude",
-    "exclusive",
-    "job_name",
-    "output",
-    "extra_args",
-)
+#: The arguments that make up the Slurm request (``time`` is sbatch's name for time_limit).
+_REQUEST_FIELDS = frozenset({f.name for f in fields(AllocationRequest)} - {"time_limit"} | {"time"})
 _POSITIVE = vol.All(int, vol.Range(min=1))
 _DURATION = vol.Any(int, float, str)
 

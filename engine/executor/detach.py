@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SchedulerError, ValidationError
+from engine.errors import ValidationError
 from engine.events import EventSink, NullSink
 from engine.executor.context import RunOptions
 from engine.executor.run import load, render_plan
@@ -149,8 +149,6 @@ def down_detached(record: RunRecord, *, sink: EventSink, wait: float = 180.0) ->
                 time.sleep(1.0)
         if info is not None and not info.is_finished:
             scancel(run, job, missing_ok=True)
-    except SchedulerError:
-        raise
     finally:
         pool.close()
     record = RunRecord.open(str(record.path))

@@ -807,13 +807,9 @@ class Runner:
         ports = args.get("ports") or []
         if not ports or any(isinstance(p, Unknown) for p in ports):
             return
-        address = address_key(host, self._connection_vars_all(host))
+        address = address_key(host, self.scope_for(host, None, Inherited()))
         where = f"{task.where()} ({task.pos})"
         self.ports.claim(address, [int(p) for p in ports], Claim(host, name, where), (position_of(task.args.get("ports")) if isinstance(task.args, Mapping) else None) or task.pos)
-
-    def _connection_vars_all(self, host: str) -> Mapping[str, Any]:
-        scope = self.scope_for(host, None, Inherited())
-        return {k: scope[k] for k in ("node_address", "ssh_host", "connection") if k in scope}
 
     def _via(self, host: str) -> str | None:
         """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""

@@ -94,9 +94,18 @@ class SrunTransport:
         return SrunTransport(self.host, node=self.node, job_id=self.job_id, gateway=self.gateway, extra_args=self._extra_args, persistent=False)
 
     # ---------------------------------------------------------------- foreground
-    def argv(self, script: str, *, env: Mapping[str, str] | None = None, name: str | None = None, output: str | None = None) -> list[str]:
-        """The srun argv of one step on this node (what a dry-run shows)."""
-        return srun_argv(
+    def argv(
+        self,
+        script: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+        output: str | None = None,
+        srun_options: Sequence[str] = (),
+    ) -> list[str]:
+        """The srun argv of one step on this node (what a dry-run shows); ``srun_options``
+        (``--input=none``, ``--unbuffered``) go right after ``srun``."""
+        argv = srun_argv(
             self.job_id,
             self.node,
             script,
@@ -106,6 +115,7 @@ class SrunTransport:
             env=env or {},
             extra_args=self._extra_args,
         )
+        return [argv[0], *srun_options, *argv[1:]]
 
     def run(
         self,
@@ -142,9 +152,7 @@ class SrunTransport:
         if self.gateway.kind != "local" and not hasattr(self.gateway, "open_channel"):
             self._persistent = False  # a gateway that cannot hold a channel open
             return None
-        argv = self.argv("exec bash --noprofile --norc", name="smlplay-shell")
-        at = argv.index("srun") + 1
-        argv[at:at] = ["--unbuffered"]
+        argv = self.argv("exec bash --noprofile --norc", name="smlplay-shell", srun_options=["--unbuffered"])
         key = tuple(argv)
         if self._shell is not None and (self._shell_key != key or not self._shell.healthy):
             self._close_shell()
@@ -182,13 +190,9 @@ class SrunTransport:
         stdin: bytes | None = None,
     ) -> CommandResult:
         """One command as a step of its own."""
-        if cwd:
-            script = f"cd {shlex.quote(cwd)} || exit 1\n{script}"
-        argv = self.argv(script, env=env)
+        argv = self.argv(_in_dir(script, cwd), env=env, srun_options=["--input=none"] if stdin is None else [])
         if timeout is not None:
             argv = ["timeout", "-s", "TERM", "-k", "10", f"{max(1, math.ceil(timeout))}", *argv]
-        if stdin is None:
-            argv[argv.index("srun") + 1 : argv.index("srun") + 1] = ["--input=none"]
         result = self.gateway.run(argv, timeout=None if timeout is None else timeout + _BACKSTOP, stdin=stdin)
         if timeout is not None and result.rc == 124:
             return CommandResult(124, result.stdout, result.stderr + f"\ntimed out after {timeout:g}s\n", result.elapsed, True)
@@ -198,9 +202,7 @@ class SrunTransport:
     def start(self, spec: BackgroundSpec, *, critical: bool = False, tier: int = 1) -> ProcessRecord:
         self._ensure_dir(posixpath.dirname(spec.log))
         step_name = f"{spec.name}.{self.node}"
-        script = spec.cmd if not spec.cwd else f"cd {shlex.quote(spec.cwd)} || exit 1\n{spec.cmd}"
-        argv = self.argv(script, env=spec.env, name=step_name, output=spec.log)
-        argv[argv.index("srun") + 1 : argv.index("srun") + 1] = ["--input=none"]
+        argv = self.argv(_in_dir(spec.cmd, spec.cwd), env=spec.env, name=step_name, output=spec.log, srun_options=["--input=none"])
         client = self.gateway.start(
             BackgroundSpec(name=f"srun-{step_name}", cmd=render(argv), log=f"{spec.log}.srun"),
             critical=critical,
@@ -301,6 +303,10 @@ class SrunTransport:
 
     def close(self) -> None:
         self._close_shell()  # the gateway itself belongs to the pool
+
+
+def _in_dir(script: str, cwd: str | None) -> str:
+    return f"cd {shlex.quote(cwd)} || exit 1\n{script}" if cwd else script
 
 
 def from_vars(host: str, hostvars: Mapping[str, Any], gateway: Transport, container: Callable[[], ContainerFlags]) -> SrunTransport:
