@@ -31,6 +31,7 @@ from engine.load.schema import validate
 from engine.load.yaml import load_file, position_of
 from engine.model import Play, Playbook, Task
 from engine.processes import ProcessRegistry
+from engine.slurm.srun import ContainerFlags
 from engine.template import Templar, Unknown, UnknownValue
 from engine.transport.base import ProcessRecord
 from engine.transport.pool import TransportPool, connection_vars
@@ -625,17 +626,14 @@ class Runner:
         timeout = self._render(task.timeout, scope, task) if task.timeout is not None else None
         health = self._render(task.health, scope, task) if task.health else None
         runs_in_dry_run = task.check_mode is False and act.read_only and not self._placeholder(target)
-        if self.options.dry_run and not runs_in_dry_run and task.action != "set_fact":
+        plan_only = self.options.dry_run and not runs_in_dry_run
+        if plan_only and task.action != "set_fact":  # set_fact runs in a dry-run too
             planned = self._plan_step(task, host, act, args, health, item, target, scope, inherited)
             if not act.plans or (act.name == "fail" and not (task.when or inherited.when)):
                 return planned  # an unconditional `fail` is a deliberate run-time failure
             if not self._decidable(task, scope, inherited):
                 return planned  # its `when` depends on the run: checked then
-            transport: Any = _NoTransport(target)
-        elif self.options.dry_run and not runs_in_dry_run:
-            transport = _NoTransport(target)  # set_fact: no host needed
-        else:
-            transport = self._transport(target)
+        transport: Any = _NoTransport(target) if plan_only else self._transport(target)
         # a dry-run writes nothing (its run_dir is a placeholder)
         log_path = self.run_dir / "dry-run.log" if self.options.dry_run else self._task_log(host, task)
         ctx = ActionContext(
@@ -816,8 +814,10 @@ class Runner:
         cv = self._connection_vars(host)
         kind = cv.get("connection", "local")
         if kind == "srun":
-            container = cv.get("container") or {}
-            runtime = container.get("runtime", "pyxis" if container.get("image") else "none") if isinstance(container, Mapping) else "?"
+            try:
+                runtime = ContainerFlags.from_vars(cv.get("container")).runtime
+            except ValidationError:
+                runtime = "? (invalid container settings)"
             return (
                 f"srun step on node {cv.get('slurm_node')} of job {cv.get('slurm_job_id')} "
                 f"through {cv.get('srun_gateway', 'localhost')}" + (f", container {runtime}" if runtime != "none" else "")
