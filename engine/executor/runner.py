@@ -792,7 +792,7 @@ class Runner:
             item=_plain(item),
             label=_plain(self._item_label(task, scope, item)) if task.loop_control.label is not None else None,
             delegate_to=target if target != host else None,
-            via=self._via(target, container=not (isinstance(args, Mapping) and args.get("container") is False)),
+            via=self._via(target),
         )
         self._record_step(step)
         return {"changed": bool(task.notify), "skipped": False}
@@ -809,14 +809,13 @@ class Runner:
         where = f"{task.where()} ({task.pos})"
         self.ports.claim(address, [int(p) for p in ports], Claim(host, name, where), (position_of(task.args.get("ports")) if isinstance(task.args, Mapping) else None) or task.pos)
 
-    def _via(self, host: str, *, container: bool = True) -> str | None:
-        """How a dry-run says a host is reached (srun step, SSH), so reviewers see where;
-        ``container`` false: the task runs on the node itself (``container: false``)."""
+    def _via(self, host: str) -> str | None:
+        """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""
         cv = self._connection_vars(host)
         kind = cv.get("connection", "local")
         if kind == "srun":
             try:
-                runtime = ContainerFlags.from_vars(cv.get("container")).runtime if container else "none"
+                runtime = ContainerFlags.from_vars(cv.get("container")).runtime
             except ValidationError:
                 runtime = "? (invalid container settings)"
             return (
