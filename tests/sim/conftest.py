@@ -81,25 +81,18 @@ class Proc:
         self._log.close()
 
 
+def sim_argv(port: int, *args: str) -> list[str]:
+    """``python -m engine.sim`` on loopback, ending by itself after LIFETIME_S."""
+    return [sys.executable, "-m", "engine.sim", "--host", HOST, "--port", str(port), "--sim-max-lifetime", str(LIFETIME_S), *args]
+
+
 class Sim(Proc):
     """A ``python -m engine.sim`` process."""
 
     def __init__(self, port: int, args: list[str], log: Path) -> None:
         self.port = port
         self.url = f"http://{HOST}:{port}"
-        argv = [
-            sys.executable,
-            "-m",
-            "engine.sim",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--sim-max-lifetime",
-            str(LIFETIME_S),
-            *args,
-        ]
-        super().__init__(argv, log)
+        super().__init__(sim_argv(port, *args), log)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(self.url + path, **{"timeout": 30, **kw})

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from engine.sim.otela import NO_PROVIDER, parse_duration, read_record
-from tests.sim.conftest import HOST, LIFETIME_S, Proc, free_ports, wait_until
+from tests.sim.conftest import HOST, Proc, free_ports, sim_argv, wait_until
 
 BOOTSTRAP = "/ip4/10.1.2.3/tcp/43905/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
 CHAT = "/v1/service/llm/v1/chat/completions"
@@ -129,22 +129,7 @@ def script(tmp: Path, name: str, body: str) -> Path:
 
 def sim_script(tmp: Path, port: int, *extra: str) -> Path:
     """The simulated server, staged in a script as a role stages the real launch command."""
-    argv = [
-        sys.executable,
-        "-m",
-        "engine.sim",
-        "--model-path",
-        "m",
-        "--served-model-name",
-        "llama",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--sim-max-lifetime",
-        str(LIFETIME_S),
-        *extra,
-    ]
+    argv = sim_argv(port, "--model-path", "m", "--served-model-name", "llama", *extra)
     return script(tmp, f"serve-{port}.sh", "exec " + " ".join(argv))
 
 
