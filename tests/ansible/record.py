@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import EXPECTED, Case, Outcome, ansible_exit, ansible_recap, cases, read_observation  # noqa: E402
+from harness import EXPECTED, Case, Outcome, ansible_exit, ansible_recap, cases, read_observation
 
 VENV = Path(__file__).resolve().parents[2] / ".venv-ansible"
 

@@ -17,9 +17,20 @@ import yaml
 from click.testing import CliRunner
 
 from engine.cli import main
-from tests.ansible.harness import DEVIATIONS, EXPECTED, Case, Outcome, cases, full_recap, read_observation, smlplay_exit
+from tests.ansible.harness import (
+    DEVIATIONS,
+    EXPECTED,
+    Case,
+    Outcome,
+    cases,
+    full_recap,
+    read_observation,
+    smlplay_exit,
+)
 
 CASES = cases()
+#: Differences not fixed yet (issue #10): strict xfail, so a fixed case must leave the list.
+KNOWN_GAPS = set((Path(__file__).parent / "known_gaps.txt").read_text().split())
 DEVIATED: dict[str, dict[str, Any]] = yaml.safe_load(DEVIATIONS.read_text()) or {} if DEVIATIONS.exists() else {}
 
 
@@ -46,7 +57,9 @@ def expected_for(case: Case) -> tuple[Outcome, Outcome | None]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    if case.name in KNOWN_GAPS:
+        request.applymarker(pytest.mark.xfail(reason="known gap, tests/ansible/known_gaps.txt", strict=True))
     want, ansible = expected_for(case)
     got = run_smlplay(case, tmp_path, monkeypatch)
     assert got == want
