@@ -156,7 +156,7 @@ def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
     inventory = _inventory(kw.get("inventory"), playbook)
     options = _options(**kw)
     book, _inv, loader = load(playbook, inventory)
-    plan = render_plan(book, inventory, options, loader)
+    plan = plan_format.relative(render_plan(book, inventory, options, loader), Path(playbook).parent)
     if out:
         written = plan_format.write_tree(plan, Path(out))
         click.echo(f"wrote {len(written)} files to {out}")
