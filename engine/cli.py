@@ -362,15 +362,16 @@ def logs(run_id: str, task: str | None, follow: bool) -> None:
     """Print a run's task and process logs."""
     import time
 
+    from engine.runlogs import task_logs
     from engine.runs import RunRecord
 
     record = RunRecord.open(run_id)
     offsets: dict[Path, int] = {}
+    if task and not task_logs(record, task):
+        raise ValidationError(f"no logs in run {record.id} match task '{task}'", hint="`smlplay logs RUN` lists every log; task names are matched by substring")
 
     def dump() -> None:
-        for path in sorted((record.path / "logs").rglob("*.log")):
-            if task and task.lower().replace(" ", "-") not in path.name.lower():
-                continue
+        for path in task_logs(record, task):
             data = path.read_bytes()
             start = offsets.get(path, 0)
             if len(data) > start:
