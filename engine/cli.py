@@ -156,7 +156,7 @@ def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
     inventory = _inventory(kw.get("inventory"), playbook)
     options = _options(**kw)
     book, _inv, loader = load(playbook, inventory)
-    plan = render_plan(book, inventory, options, loader)
+    plan = plan_format.relative(render_plan(book, inventory, options, loader), Path(playbook).parent)
     if out:
         written = plan_format.write_tree(plan, Path(out))
         click.echo(f"wrote {len(written)} files to {out}")
@@ -362,15 +362,16 @@ def logs(run_id: str, task: str | None, follow: bool) -> None:
     """Print a run's task and process logs."""
     import time
 
+    from engine.runlogs import task_logs
     from engine.runs import RunRecord
 
     record = RunRecord.open(run_id)
     offsets: dict[Path, int] = {}
+    if task and not task_logs(record, task):
+        raise ValidationError(f"no logs in run {record.id} match task '{task}'", hint="`smlplay logs RUN` lists every log; task names are matched by substring")
 
     def dump() -> None:
-        for path in sorted((record.path / "logs").rglob("*.log")):
-            if task and task.lower().replace(" ", "-") not in path.name.lower():
-                continue
+        for path in task_logs(record, task):
             data = path.read_bytes()
             start = offsets.get(path, 0)
             if len(data) > start:
