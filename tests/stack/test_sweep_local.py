@@ -58,7 +58,10 @@ def test_two_by_two_sweep_reports_and_leaves_nothing(tmp_path: Path) -> None:
     report = smlplay(tmp_path, "report", sweep_dir.name, "--html", "--format", "json")
     assert report.returncode == 0, report.stdout + report.stderr
     printed = json.loads(report.stdout)
-    assert printed, printed
+    assert len(printed["runs"]) == 4 and printed["comparison"], printed
+    for row in printed["comparison"]:
+        assert row["concurrency"] == 1 and len(row["values"]) == len(row["deltas_pct"]) == 4, row
+        assert row["deltas_pct"][0] in (None, 0, 0.0), row
     figs = json.loads((sweep_dir / "report" / "figures.json").read_text())
     assert set(figs) == {"pareto.png", "ttft_vs_concurrency.png", "tpot_vs_concurrency.png"}
     for name, fig in figs.items():
