@@ -306,7 +306,7 @@ def down_sweep(sweep: SweepRecord, *, sink: EventSink, echo: Echo) -> int:
     still records processes or teardown entries."""
     from engine.executor.run import down
 
-    worst = 0
+    worst, torn = 0, 0
     for p in sweep.points:
         if not p.get("run_id"):
             continue
@@ -319,8 +319,21 @@ def down_sweep(sweep: SweepRecord, *, sink: EventSink, echo: Echo) -> int:
             continue
         echo(f"sweep point {p['index']} [{p['name']}]: tearing down run {record.id} ({record.status})")
         code = down(str(record.path), sink=sink)
-        worst = max(worst, code)
+        worst, torn = max(worst, code), torn + 1
         sweep.update_point(p["index"], state="down" if code == 0 else p["state"])
+    if not torn:
+        # every point was torn down when it ended: say so, and keep the sweep's status
+        # (ok / failed) rather than overwrite it with "down"
+        states = ", ".join(f"{n} {s}" for s, n in _counts(p["state"] for p in sweep.points))
+        echo(f"sweep {sweep.id}: nothing left running ({len(sweep.points)} points: {states})")
+        return 0
     sweep.state.update(status="down" if worst == 0 else "down-with-errors")
     sweep.save()
     return worst
+
+
+def _counts(items: Iterator[str]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return list(counts.items())

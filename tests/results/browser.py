@@ -15,8 +15,10 @@ from typing import Any
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 # Appended to a copy of the page (the report itself has no script): after `load`, writes
-# what it measured into the DOM, which --dump-dom prints.
-CHECKER = """
+# what it measured into the DOM, which --dump-dom prints. A raw string: a plain one turned
+# the JS '\n' into a line break inside a string literal, a syntax error, so the checker
+# never ran and its marker never reached the dumped DOM.
+CHECKER = r"""
 <script>
 window.addEventListener('load', () => {
   const imgs = [...document.images].map(i => ({alt: i.alt, complete: i.complete, w: i.naturalWidth, h: i.naturalHeight}));
@@ -40,7 +42,7 @@ def inspect_page(page: Path, *, timeout: float = 90) -> dict[str, Any]:
         copy = Path(tmp) / "page.html"
         copy.write_text(page.read_text(encoding="utf-8").replace("</body>", CHECKER + "</body>"), encoding="utf-8")
         proc = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
              f"--user-data-dir={tmp}/profile", "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()],
             capture_output=True, text=True, timeout=timeout,
