@@ -43,9 +43,28 @@ def slug(text: str, *, limit: int | None = None, empty: str = "run") -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:limit] or empty
 
 
+#: A run record holds logs, rendered commands and state that may carry secrets: its
+#: directories are 0700 and every file the engine writes there is 0600.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_opener(path: str | os.PathLike[str], flags: int) -> int:
+    """``open(..., opener=private_opener)``: a file the engine creates is 0600, whatever the umask."""
+    return os.open(path, flags, PRIVATE_FILE_MODE)
+
+
+def private_mkdir(directory: Path) -> None:
+    """``mkdir -p`` whose new directories are 0700 (parents too, not only the last one)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    for d in missing:
+        os.chmod(d, PRIVATE_DIR_MODE)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(tmp, "w", encoding="utf-8", opener=private_opener) as f:
         json.dump(data, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
         f.flush()
@@ -67,9 +86,14 @@ class RunRecord:
         base = base or runs_dir()
         run_id = new_run_id(playbook, name)
         path = base / run_id
-        (path / "logs").mkdir(parents=True, exist_ok=False)
+        base.mkdir(parents=True, exist_ok=True)  # runs/ itself: the user's umask
+        path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=False)
+        os.chmod(path, PRIVATE_DIR_MODE)
+        private_mkdir(path / "logs")
         try:
-            (path / "playbook.yaml").write_text(playbook.read_text(encoding="utf-8"), encoding="utf-8")
+            text = playbook.read_text(encoding="utf-8")
+            with open(path / "playbook.yaml", "w", encoding="utf-8", opener=private_opener) as f:
+                f.write(text)
         except OSError:
             pass
         record = cls(path)
@@ -135,7 +159,7 @@ class RunRecord:
     def event(self, kind: str, **data: Any) -> dict[str, Any]:
         event = {"ts": round(time.time(), 3), "event": kind, **data}
         line = json.dumps(event, default=str, sort_keys=True)
-        with self._lock, open(self.path / "events.jsonl", "a", encoding="utf-8") as f:
+        with self._lock, open(self.path / "events.jsonl", "a", encoding="utf-8", opener=private_opener) as f:
             f.write(line + "\n")
         return event
 
@@ -144,12 +168,12 @@ class RunRecord:
 
     def task_log(self, host: str, task: str) -> Path:
         directory = self.path / "logs" / slug(host)
-        directory.mkdir(parents=True, exist_ok=True)
+        private_mkdir(directory)
         return directory / f"{slug(task, limit=80)}.log"
 
     def process_log(self, host: str, name: str) -> Path:
         directory = self.path / "logs" / slug(host)
-        directory.mkdir(parents=True, exist_ok=True)
+        private_mkdir(directory)
         return directory / f"{slug(name)}.process.log"
 
     # -- reading ---------------------------------------------------------------------------

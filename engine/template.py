@@ -23,7 +23,8 @@ from typing import Any
 
 import jinja2
 from jinja2 import ChainableUndefined, StrictUndefined, nodes
-from jinja2.exceptions import TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import consume
 
 from engine.errors import Position, SmlplayError, TemplateError
@@ -113,8 +114,22 @@ def _test_result(key: str) -> Any:
     return test
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, except that an unsafe attribute fails at once: the stock sandbox
+    returns an undefined value, which ``| default(x)`` or ``is none`` would silently accept."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+
 def _build_env() -> jinja2.Environment:
-    env = jinja2.Environment(
+    # Templates run in Jinja's sandbox: attributes starting with `_` (``__class__``,
+    # ``__globals__``, ``_TemplateReference__context``), function internals and
+    # ``str.format`` escapes raise SecurityError instead of reaching Python internals.
+    # SandboxedEnvironment, not ImmutableSandboxedEnvironment: roles build lists and dicts
+    # local to a template with ``{% do lines.append(...) %}`` / ``labels.update(...)``
+    # (roles/router, roles/telemetry, roles/benchmark), which the immutable sandbox forbids.
+    env = _Sandbox(
         undefined=_StrictChainableUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -341,6 +356,8 @@ def check_bare_expression(
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, SecurityError):
+        return f"unsafe template: {exc} (templates run in a sandbox and cannot reach Python internals)"
     if isinstance(exc, UndefinedError):
         return f"undefined variable: {exc.message}"
     return f"{type(exc).__name__}: {exc}"

@@ -230,8 +230,10 @@ class TaskMixin(HandlersMixin):
             return {"failed": True, "msg": str(exc.with_context(task.where())), "error": type(exc).__name__}
         except Exception as exc:
             trace = traceback.format_exc()
-            ctx.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(ctx.log_path, "a", encoding="utf-8") as f:
+            from engine.runs import private_mkdir, private_opener
+
+            private_mkdir(ctx.log_path.parent)
+            with open(ctx.log_path, "a", encoding="utf-8", opener=private_opener) as f:
                 f.write(trace)
             return {"failed": True, "msg": f"internal error in action '{act.name}': {type(exc).__name__}: {exc} (traceback in {ctx.log_path})"}
 
@@ -274,10 +276,10 @@ class TaskMixin(HandlersMixin):
             raise _Unreachable(exc.message) from None
 
     def _task_log(self, host: str, task: Task) -> Path:
-        from engine.runs import slug
+        from engine.runs import private_mkdir, slug
 
         directory = self.run_dir / "logs" / slug(host)
-        directory.mkdir(parents=True, exist_ok=True)
+        private_mkdir(directory)
         return directory / f"{slug(task.display_name, limit=80)}.log"
 
     def _write_log(self, path: Path, task: Task, result: Result, item: Any) -> None:
@@ -294,7 +296,9 @@ class TaskMixin(HandlersMixin):
                     parts.append(f"[{key}]\n{result[key]}")
             text = "\n".join(parts) + "\n" if parts else ""
         if text:
-            with open(path, "a", encoding="utf-8") as f:
+            from engine.runs import private_opener
+
+            with open(path, "a", encoding="utf-8", opener=private_opener) as f:
                 f.write(text)
 
     def _check_interrupt(self) -> None:

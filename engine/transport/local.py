@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from engine.runs import private_opener
 from engine.transport.base import BackgroundSpec, CommandResult, Connection, ProcessRecord
 
 
@@ -79,7 +80,7 @@ class LocalTransport:
     def start(self, spec: BackgroundSpec, *, critical: bool = False, tier: int = 1) -> ProcessRecord:
         log = Path(spec.log)
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
+        with open(log, "ab", opener=private_opener) as out:  # 0600: it may hold secrets
             proc = subprocess.Popen(
                 ["bash", "-c", spec.cmd],
                 stdin=subprocess.DEVNULL,
