@@ -12,8 +12,13 @@ A worker group is read from the deployment variables::
   ``nodes_per_worker``), one process per node with ``--nnodes``/``--node-rank`` and the
   leader's ``--dist-init-addr``.
 
-Ports are ``base + worker index`` (HTTP, bootstrap, dist-init), so workers of one role never
-collide even where nodes share an address; roles pick distinct bases.
+Ports are ``base + slot`` (HTTP, bootstrap, dist-init), where a worker's ``slot`` is its index
+among the workers of the role on its node address: at most ``gpus_per_node`` per node, so a
+layout of any size stays clear of other services' ports (the node exporter's 9100, ...).
+Nodes that share an address (virtual nodes on one machine) count as one, so their workers
+still differ; a multi-node worker takes the lowest slot free on every one of its nodes, so
+its ranks agree on its ports. Without ``addresses`` every host counts as one address (slot
+= worker index). Roles pick distinct bases.
 """
 
 from __future__ import annotations
@@ -95,13 +100,22 @@ def place_workers(
     port: int,
     bootstrap_port: int | None = None,
     dist_port: int | None = None,
+    addresses: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The workers of a role over ``hosts`` (its inventory group, in allocation order).
 
     Each worker: ``name``, ``index``, ``role``, ``tp``, ``hosts`` (rank order), ``leader``,
-    ``nnodes``, ``gpus`` (CUDA_VISIBLE_DEVICES on each of its nodes), ``port``,
-    ``bootstrap_port`` and ``dist_port`` (``None`` where not used).
+    ``nnodes``, ``gpus`` (CUDA_VISIBLE_DEVICES on each of its nodes), ``slot`` (its index
+    among the role's workers on its node address), ``port``, ``bootstrap_port`` and
+    ``dist_port`` (``base + slot``; ``None`` where not used).
+
+    ``addresses``: the ``node_address`` of each of ``hosts`` (same order); ``None``: all
+    hosts share one address.
     """
+    if addresses is not None and len(addresses) != len(hosts):
+        raise ValidationError(f"{role}: {len(addresses)} address(es) for {len(hosts)} host(s)")
+    address_of = dict(zip(hosts, addresses, strict=True)) if addresses is not None else {}
+    taken: dict[Any, set[int]] = {}
     group = WorkerGroup.from_vars(spec, gpus_per_node)
     if len(hosts) < group.nodes:
         raise ValidationError(
@@ -120,6 +134,12 @@ def place_workers(
             nodes = [hosts[index // group.workers_per_node]]
             offset = (index % group.workers_per_node) * group.tp
             gpus = ",".join(str(g) for g in range(offset, offset + group.tp))
+        node_taken = [taken.setdefault(address_of.get(n), set()) for n in nodes]
+        slot = 0
+        while any(slot in t for t in node_taken):
+            slot += 1
+        for t in node_taken:
+            t.add(slot)
         workers.append(
             {
                 "name": f"{role}-{index}",
@@ -130,9 +150,10 @@ def place_workers(
                 "leader": nodes[0],
                 "nnodes": len(nodes),
                 "gpus": gpus,
-                "port": port + index,
-                "bootstrap_port": None if bootstrap_port is None else bootstrap_port + index,
-                "dist_port": None if dist_port is None or len(nodes) == 1 else dist_port + index,
+                "slot": slot,
+                "port": port + slot,
+                "bootstrap_port": None if bootstrap_port is None else bootstrap_port + slot,
+                "dist_port": None if dist_port is None or len(nodes) == 1 else dist_port + slot,
             }
         )
     return workers

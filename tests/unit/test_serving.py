@@ -120,3 +120,28 @@ def test_render_flags_round_trips_through_a_shell() -> None:
         "--json-arg", '{"a":1}',
         "--odd", "it's $(rm -rf /); x",
     ]
+
+
+def test_ports_are_numbered_per_node_address() -> None:
+    hosts = ["n1", "n2", "n3"]
+    workers = place_workers(hosts, {"workers": 6, "tp": 4}, role="prefill", gpus_per_node=8, port=30000, bootstrap_port=8998, addresses=["a", "b", "c"])
+    assert [(w["hosts"], w["slot"], w["port"], w["bootstrap_port"]) for w in workers] == [
+        (["n1"], 0, 30000, 8998),
+        (["n1"], 1, 30001, 8999),
+        (["n2"], 0, 30000, 8998),
+        (["n2"], 1, 30001, 8999),
+        (["n3"], 0, 30000, 8998),
+        (["n3"], 1, 30001, 8999),
+    ]
+    # nodes sharing an address (virtual nodes on one machine) count as one
+    shared = place_workers(hosts, {"workers": 3, "tp": 8}, role="decode", gpus_per_node=8, port=31000, addresses=["a", "a", "b"])
+    assert [w["port"] for w in shared] == [31000, 31001, 31000]
+    with pytest.raises(ValidationError, match="address"):
+        place_workers(hosts, {"workers": 1, "tp": 8}, role="decode", gpus_per_node=8, port=1, addresses=["a"])
+
+
+def test_a_multi_node_worker_takes_a_slot_free_on_all_its_nodes() -> None:
+    workers = place_workers(["a", "b", "c", "d"], {"workers": 2, "tp": 16}, role="decode", gpus_per_node=8, port=31000, dist_port=29600, addresses=["A", "B", "B", "C"])
+    assert [(w["slot"], w["port"], w["dist_port"]) for w in workers] == [(0, 31000, 29600), (1, 31001, 29601)]
+    apart = place_workers(["a", "b", "c", "d"], {"workers": 2, "tp": 16}, role="decode", gpus_per_node=8, port=31000, dist_port=29600, addresses=["A", "B", "C", "D"])
+    assert [w["port"] for w in apart] == [31000, 31000]
