@@ -13,6 +13,7 @@ import json
 import os.path
 import re
 import shlex
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -217,9 +218,30 @@ def extract(key: Any, container: Any, morekeys: Any = None) -> Any:
     return value
 
 
+# place_workers(hostvars=...) results per run (the runner behind hostvars): every host of a
+# group places the same workers, and looking up each node's address through hostvars on
+# every host is quadratic in nodes. Node addresses do not change once allocated.
+_PLACEMENTS: weakref.WeakKeyDictionary[Any, dict[str, list[dict[str, Any]]]] = weakref.WeakKeyDictionary()
+
+
+def place_workers(hosts: Any, spec: Any, *, hostvars: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`engine.serving.place_workers`; with ``hostvars``, ports are per node address
+    (each host's ``node_address``) and the placement is computed once per run."""
+    if hostvars is None:
+        return serving.place_workers(hosts, spec, **kwargs)
+    hosts = list(hosts)
+    owner = getattr(hostvars, "_runner", None)
+    cache = _PLACEMENTS.setdefault(owner, {}) if owner is not None else {}
+    key = json.dumps([hosts, spec, sorted(kwargs.items())], sort_keys=True, default=str)
+    if key not in cache:
+        addresses = [hostvars[h]["node_address"] for h in hosts]
+        cache[key] = serving.place_workers(hosts, spec, addresses=addresses, **kwargs)
+    return [{**w, "hosts": list(w["hosts"])} for w in cache[key]]
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "extract": extract,
-    "place_workers": serving.place_workers,
+    "place_workers": place_workers,
     "nodes_for": serving.nodes_for,
     "merge_flags": serving.merge_flags,
     "render_flags": serving.render_flags,

@@ -57,6 +57,9 @@ class Inventory:
         self.groups["all"].children.append("ungrouped")
         self.groups["ungrouped"].parents.append("all")
         self._lock = threading.RLock()
+        # groups_dict() is read by every variable scope: built once per inventory change
+        self._groups_cache: dict[str, list[str]] | None = None
+        self._host_groups_cache: dict[str, list[str]] = {}
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -80,6 +83,7 @@ class Inventory:
         return cls(None)
 
     def _load_group(self, name: str, data: Any, *, parent: str | None, source: str, pos: Position | None) -> None:
+        self._groups_cache = None
         data = data or YMap()
         validate(INVENTORY_GROUP, data, what=f"inventory group '{name}'")
         group = self._group(name, source=source, pos=pos)
@@ -97,6 +101,7 @@ class Inventory:
     def _group(self, name: str, *, source: str = "run", pos: Position | None = None) -> Group:
         group = self.groups.get(name)
         if group is None:
+            self._groups_cache = None
             group = self.groups[name] = Group(name, source=source, pos=pos)
             if name != "all" and not group.parents:
                 pass
@@ -107,6 +112,7 @@ class Inventory:
         self, name: str, groups: Iterable[str], host_vars: Mapping[str, Any] | None = None, *, source: str = "run"
     ) -> Host:
         with self._lock:
+            self._groups_cache = None
             host = self.hosts.get(name)
             if host is None or host.implicit:
                 host = self.hosts[name] = Host(name, dict(host_vars or {}), [], source)
@@ -141,6 +147,7 @@ class Inventory:
                 return list(self.hosts)
             out: list[str] = []
             seen: set[str] = set()
+            members_seen: set[str] = set()
 
             def walk(group_name: str) -> None:
                 if group_name in seen:
@@ -149,7 +156,8 @@ class Inventory:
                 group = self.groups[group_name]
                 members = self._ungrouped() if group_name == "ungrouped" else group.hosts
                 for h in members:
-                    if h not in out:
+                    if h not in members_seen:
+                        members_seen.add(h)
                         out.append(h)
                 for child in group.children:
                     walk(child)
@@ -163,11 +171,26 @@ class Inventory:
         return [name for name, host in self.hosts.items() if set(host.groups) <= {"all", "ungrouped"}]
 
     def groups_dict(self) -> dict[str, list[str]]:
+        """Every group's hosts (``groups`` in templates). Cached until the inventory changes
+        (add_host, a new group): the same dict is shared by all scopes, so treat it as
+        read-only."""
         with self._lock:
-            return {name: self.group_hosts(name) for name in self.groups}
+            if self._groups_cache is None:
+                self._groups_cache = {name: self.group_hosts(name) for name in self.groups}
+            return self._groups_cache
 
     def host_groups(self, name: str) -> list[str]:
         """A host's groups ordered for variable precedence: all, then parents before children."""
+        with self._lock:
+            if self._groups_cache is None:
+                self._host_groups_cache.clear()
+                self.groups_dict()
+            cached = self._host_groups_cache.get(name)
+            if cached is None:
+                cached = self._host_groups_cache[name] = self._host_groups(name)
+            return list(cached)
+
+    def _host_groups(self, name: str) -> list[str]:
         with self._lock:
             direct = self.hosts[name].groups if name in self.hosts else []
             depth: dict[str, int] = {}

@@ -25,6 +25,21 @@ def _plain(value: Any) -> Any:
 
 
 
+def has_unknown(value: Any) -> bool:
+    """Whether a rendered value holds an :class:`Unknown` anywhere (iterative: no generator
+    per node, it runs on every task's arguments)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Unknown):
+            return True
+        if isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return False
+
+
 def _walk(value: Any) -> Iterable[Any]:
     yield value
     if isinstance(value, Mapping):

@@ -15,7 +15,7 @@ from engine.executor.context import HostState
 from engine.executor.handlers import HandlersMixin
 from engine.executor.inherited import Inherited
 from engine.executor.planner import _NoTransport
-from engine.executor.results import _arg_pos, _censor, _plain, _status, _summary, _walk
+from engine.executor.results import _arg_pos, _censor, _plain, _status, _summary, has_unknown
 from engine.executor.state import PlayFailed
 from engine.health import HealthSpec, wait_healthy
 from engine.load.schema import validate
@@ -112,7 +112,7 @@ class TaskMixin(HandlersMixin):
         assert task.action is not None
         act = actions.get(task.action)
         args = self._render(task.args, scope, task)
-        if not any(isinstance(v, Unknown) for v in _walk(args)):
+        if not has_unknown(args):
             try:
                 args = validate(act.schema, args, what=f"'{task.action}' arguments", context=task.where())
             except ValidationError as exc:
