@@ -156,7 +156,7 @@ def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
     inventory = _inventory(kw.get("inventory"), playbook)
     options = _options(**kw)
     book, _inv, loader = load(playbook, inventory)
-    plan = render_plan(book, inventory, options, loader)
+    plan = plan_format.relative(render_plan(book, inventory, options, loader), Path(playbook).parent)
     if out:
         written = plan_format.write_tree(plan, Path(out))
         click.echo(f"wrote {len(written)} files to {out}")
@@ -178,9 +178,18 @@ def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
 @click.option("--local-host", "local_hosts", multiple=True, help="A host this engine runs on (reached locally whatever the inventory says).")
 @click.option("--run-id", hidden=True, help="Continue this run record (used by --detach inside the job).")
 @click.option("--hold", is_flag=True, hidden=True, help="After the last play, serve until stopped, then tear down.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="PATH=V1,V2", help="Run once per value of this -e path (a grid over all --sweep options); repeatable.")
+@click.option("--zip", "zip_axes", is_flag=True, help="--sweep values go together (the i-th of each) instead of a grid.")
+@click.option("--fail-fast", is_flag=True, help="Stop a sweep at its first failed point.")
 @_guard
 def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **kw: Any) -> None:
     """Run PLAYBOOK (or render it with --dry-run)."""
+    sweeps, zip_axes, fail_fast = kw.pop("sweeps", ()), kw.pop("zip_axes", False), kw.pop("fail_fast", False)
+    if sweeps:
+        from engine.commands.sweep_run import run_sweep_command
+
+        run_sweep_command(playbook, sweeps, zip_axes=zip_axes, fail_fast=fail_fast, dry_run=dry_run, fmt=fmt, output=output, **kw)
+        return
     if dry_run:
         _render(playbook, fmt, out, **kw)
         return
@@ -194,6 +203,10 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
         submit(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), forward=forwarded_options(kw), sink=sink, argv=sys.argv[1:])
         return
     outcome = execute(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), sink=sink, argv=sys.argv[1:])
+    if outcome.run_dir is not None and (outcome.run_dir / "results").is_dir():
+        from engine.commands.sweep_run import report_run
+
+        report_run(outcome.run_dir)
     sys.exit(outcome.exit_code)
 
 
@@ -349,15 +362,16 @@ def logs(run_id: str, task: str | None, follow: bool) -> None:
     """Print a run's task and process logs."""
     import time
 
+    from engine.runlogs import task_logs
     from engine.runs import RunRecord
 
     record = RunRecord.open(run_id)
     offsets: dict[Path, int] = {}
+    if task and not task_logs(record, task):
+        raise ValidationError(f"no logs in run {record.id} match task '{task}'", hint="`smlplay logs RUN` lists every log; task names are matched by substring")
 
     def dump() -> None:
-        for path in sorted((record.path / "logs").rglob("*.log")):
-            if task and task.lower().replace(" ", "-") not in path.name.lower():
-                continue
+        for path in task_logs(record, task):
             data = path.read_bytes()
             start = offsets.get(path, 0)
             if len(data) > start:
@@ -378,10 +392,16 @@ def logs(run_id: str, task: str | None, follow: bool) -> None:
 @click.argument("run_id", metavar="RUN")
 @_guard
 def down(run_id: str) -> None:
-    """Tear down RUN: stop its processes, run its pending handlers, release allocations."""
+    """Tear down RUN (or every run a SWEEP left): stop its processes, run its pending
+    handlers, release allocations."""
     from engine.display import TextDisplay
     from engine.executor.run import down as do_down
     from engine.runs import RunRecord
+    from engine.sweep import SweepRecord, down_sweep
+
+    sweep = SweepRecord.find(run_id)
+    if sweep is not None:
+        sys.exit(down_sweep(sweep, sink=TextDisplay(), echo=click.echo))
 
     record = RunRecord.open(run_id)
     if record.state.get("detached"):
@@ -399,6 +419,10 @@ def sim(ctx: click.Context) -> None:
 
     sys.exit(sim_main(list(ctx.args)))
 
+
+from engine.commands.report import report  # noqa: E402
+
+main.add_command(report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import Position, ValidationError
-from engine.load.fields import INVENTORY_GROUP
 from engine.load.schema import require_mapping, suggest, validate
+from engine.load.specs import INVENTORY_GROUP
 from engine.load.yaml import YMap, load_file, position_of
 from engine.vars import Layer
 

@@ -8,6 +8,7 @@ committed and diffed in review.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,28 @@ def to_markdown(plan: Plan) -> str:
         if play.get("handlers"):
             out += ["#### Handlers", ""] + [f"- {h['name']} (`{h['action']}`)" for h in play["handlers"]] + [""]
     return "\n".join(out)
+
+
+def relative(plan: Plan, base: Path) -> list[dict[str, Any]]:
+    """The plan with every ``file:line`` position relative to ``base`` (the playbook's
+    directory), so renderings on different checkouts are byte-identical."""
+    root = os.path.abspath(base)
+
+    def rel(pos: Any) -> Any:
+        if not isinstance(pos, str) or not os.path.isabs(pos):
+            return pos
+        return os.path.relpath(pos, root)
+
+    out = []
+    for play in plan:
+        play = dict(play)
+        play["steps"] = [{**step, "pos": rel(step.get("pos"))} for step in play.get("steps", [])]
+        if play.get("handlers"):
+            play["handlers"] = [{**h, "pos": rel(h.get("pos"))} for h in play["handlers"]]
+        if "pos" in play:
+            play["pos"] = rel(play["pos"])
+        out.append(play)
+    return out
 
 
 def to_json(plan: Plan) -> str:

@@ -31,9 +31,11 @@ def runs_dir() -> Path:
     return Path(os.environ.get("SMLPLAY_RUNS_DIR", DEFAULT_RUNS_DIR))
 
 
-def new_run_id(playbook: Path) -> str:
+def new_run_id(playbook: Path, name: str | None = None) -> str:
+    """``<stamp>-<playbook>[-<name>]-<4 hex>``; ``name`` e.g. a sweep point's parameters."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{slug(playbook.stem)}-{secrets.token_hex(2)}"
+    middle = f"{slug(playbook.stem)}-{slug(name, limit=80)}" if name else slug(playbook.stem)
+    return f"{stamp}-{middle}-{secrets.token_hex(2)}"
 
 
 def slug(text: str, *, limit: int | None = None, empty: str = "run") -> str:
@@ -61,9 +63,9 @@ class RunRecord:
         self._lock = threading.RLock()
 
     @classmethod
-    def create(cls, playbook: Path, *, base: Path | None = None, argv: list[str] | None = None) -> RunRecord:
+    def create(cls, playbook: Path, *, base: Path | None = None, argv: list[str] | None = None, name: str | None = None) -> RunRecord:
         base = base or runs_dir()
-        run_id = new_run_id(playbook)
+        run_id = new_run_id(playbook, name)
         path = base / run_id
         (path / "logs").mkdir(parents=True, exist_ok=False)
         try:

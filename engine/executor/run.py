@@ -27,7 +27,8 @@ from typing import Any
 from engine.errors import Interrupted, SmlplayError
 from engine.events import EventSink, Fanout, NullSink
 from engine.executor.context import RunControl, RunOptions
-from engine.executor.runner import Runner, _plain
+from engine.executor.results import _plain
+from engine.executor.runner import Runner
 from engine.executor.teardown import TeardownStack
 from engine.inventory import Inventory
 from engine.load.loader import Loader

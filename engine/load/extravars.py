@@ -7,8 +7,8 @@ from typing import Any
 import voluptuous as vol
 
 from engine.errors import Position, ValidationError
-from engine.load.fields import BAD_VAR_NAME
 from engine.load.schema import validate
+from engine.load.specs import BAD_VAR_NAME
 from engine.load.yaml import position_of
 
 #: Names, or dotted paths into one (``layout.decode.workers: 2`` patches one field).

@@ -252,9 +252,9 @@ def require_list(data: Any, *, what: str, pos: Position | None, context: str | N
     return data  # type: ignore[return-value]
 
 
-# --- the data schemas live in engine.load.fields; re-exported for the loader -------------
+# --- the data schemas live in engine.load.specs; re-exported for the loader -------------
 
-from engine.load.fields import (  # noqa: E402  (after the machinery they do not need)
+from engine.load.specs import (  # noqa: E402  (after the machinery they do not need)
     ARG_SPEC,
     BAD_VAR_NAME,
     HEALTH,

@@ -6,6 +6,7 @@ is exposed as filters (registered in :mod:`engine.filters`):
 * :mod:`.placement`: workers of a role (prefill, decode, workers) over the nodes of its
   group: GPUs per worker, nodes per worker, ranks, ports.
 * :mod:`.flags`: generated command-line flags merged with user flags, one winner per flag.
+* :mod:`.profiling`: the ``profile:`` variable: which workers, torch or nsys, steps or window.
 """
 
 from engine.serving.flags import merge_flags, render_flags
@@ -17,13 +18,17 @@ from engine.serving.placement import (
     ranks_on,
     worker_endpoints,
 )
+from engine.serving.profiling import nsys_prefix, profile_summary, profile_targets
 
 __all__ = [
     "WorkerGroup",
     "allocation_layout",
     "merge_flags",
     "nodes_for",
+    "nsys_prefix",
     "place_workers",
+    "profile_summary",
+    "profile_targets",
     "ranks_on",
     "render_flags",
     "worker_endpoints",

@@ -23,6 +23,7 @@ from engine.sim.bootstrap import BootstrapServer, KVRecord, KVTransferError, fet
 from engine.sim.config import FAKE_BOOTSTRAP_HOST, SimConfig
 from engine.sim.metrics import Metrics
 from engine.sim.model import Prompt, output_ids
+from engine.sim.profiler import Profiler
 from engine.sim.scheduler import Scheduler
 
 log = logging.getLogger("engine.sim")
@@ -119,6 +120,7 @@ class SimCore:
         self.last_kv_transfer: dict[str, Any] | None = None
         self.last_kv_error: str | None = None
         self.last_port_mismatch: str | None = None
+        self.profiler = Profiler(f"sim {config.disaggregation_mode} {config.served_model_name} :{config.port}")
 
     async def generate(self, req: GenRequest) -> AsyncGenerator[Step, None]:
         """Yield one :class:`Step` per output token (one step with no ids for zero tokens)."""
@@ -132,7 +134,10 @@ class SimCore:
             self.used_tokens += seq_tokens
             try:
                 if cfg.disaggregation_mode != "decode":
+                    began = time.monotonic()
                     await asyncio.sleep(cfg.latency.ttft_s(req.prompt.tokens))
+                    if req.log_metrics:
+                        self.profiler.step("prefill", began, time.monotonic(), rid=req.rid, tokens=req.prompt.tokens)
                 n = req.max_new_tokens
                 if cfg.disaggregation_mode == "prefill":
                     n = min(n, 1)  # a prefill computes the first token and hands the rest over
@@ -149,7 +154,10 @@ class SimCore:
                 last = arrived
                 for i in range(len(ids)):
                     if i > 0:
+                        began = time.monotonic()
                         await asyncio.sleep(cfg.latency.tpot_s)
+                        if req.log_metrics:
+                            self.profiler.step("decode", began, time.monotonic(), rid=req.rid, token=i)
                     now = time.monotonic()
                     if req.log_metrics:
                         if i == 0:

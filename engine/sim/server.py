@@ -6,7 +6,8 @@ HTTP surface (SGLang 0.5.9 names; see ``protocol.py`` for the response shapes):
 * info: ``/get_server_info`` = ``/server_info``, ``/get_model_info`` = ``/model_info``,
   ``/v1/models``, ``/get_load``, ``/sim/info`` (simulator only);
 * generation: ``/generate``, ``/v1/completions``, ``/v1/chat/completions``;
-* control: ``/flush_cache``, ``/start_profile``, ``/stop_profile`` (accepted, no effect);
+* control: ``/flush_cache``; ``/start_profile`` and ``/stop_profile`` record the simulated
+  forward steps into a Chrome trace file (``profiler.py``);
 * ``/metrics``: always on (SGLang needs ``--enable-metrics``; scraping a simulator costs nothing).
 
 ``/health_generate`` runs a one-token generation through the scheduler, as SGLang does; on a
@@ -21,12 +22,14 @@ only ``/health``, ``/health_generate`` and ``/ping`` (200 once it has joined the
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import ClientSession, ClientTimeout, web
@@ -38,6 +41,7 @@ from engine.sim.config import FAKE_BOOTSTRAP_HOST, SGLANG_VERSION, SimConfig
 from engine.sim.core import BootstrapInfo, GenRequest, SimCore, SimRequestError, Step
 from engine.sim.metrics import Metrics
 from engine.sim.model import Prompt
+from engine.sim.profiler import ProfileError
 from engine.sim.protocol import (
     ChatStream,
     CompletionStream,
@@ -110,6 +114,7 @@ class SimServer:
         self.bootstrap: BootstrapServer | None = None
         self.core = SimCore(config, self.metrics)
         self._joined_leader: asyncio.Event | None = None
+        self.routes: collections.Counter[str] = collections.Counter()
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -231,7 +236,7 @@ class SimServer:
 
     def build_app(self) -> web.Application:
         """The HTTP routes; a follower rank gets only the health routes, as in SGLang."""
-        app = web.Application(middlewares=[self._readiness_middleware])
+        app = web.Application(middlewares=[self._count_routes, self._readiness_middleware])
         r = app.router
         r.add_get("/health", self._health)
         r.add_get("/ping", self._ping)
@@ -246,15 +251,29 @@ class SimServer:
         r.add_get("/v1/models", self._models)
         r.add_get("/v1/models/{model:.*}", self._model)
         r.add_get("/get_load", self._get_load)
+        r.add_get("/v1/loads", self._v1_loads)
         r.add_get("/metrics", self._metrics)
-        for path in ("/flush_cache", "/start_profile", "/stop_profile"):
-            r.add_get(path, self._control)
-            r.add_post(path, self._control)
+        r.add_get("/flush_cache", self._control)
+        r.add_post("/flush_cache", self._control)
+        for method in ("GET", "POST"):  # SGLang serves both
+            r.add_route(method, "/start_profile", self._start_profile)
+            r.add_route(method, "/stop_profile", self._stop_profile)
         r.add_post("/generate", self._generate)
         r.add_put("/generate", self._generate)
         r.add_post("/v1/completions", self._completions)
         r.add_post("/v1/chat/completions", self._chat)
         return app
+
+    @web.middleware
+    async def _count_routes(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``METHOD PATH STATUS`` -> count, in ``sim_routes``: what a router asked of this server."""
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            self.routes[f"{request.method} {request.path} {exc.status}"] += 1
+            raise
+        self.routes[f"{request.method} {request.path} {resp.status}"] += 1
+        return resp
 
     @web.middleware
     async def _readiness_middleware(
@@ -367,6 +386,9 @@ class SimServer:
                 "sim_last_kv_transfer": core.last_kv_transfer,
                 "sim_last_kv_error": core.last_kv_error,
                 "sim_last_bootstrap_port_mismatch": core.last_port_mismatch,
+                "sim_routes": dict(self.routes),
+                "sim_profiling": core.profiler.active,
+                "sim_profiles": list(core.profiler.written),
             }
         )
 
@@ -409,6 +431,51 @@ class SimServer:
             )
         return web.json_response(loads)
 
+    async def _v1_loads(self, request: web.Request) -> web.Response:
+        """SGLang 0.5.9's ``/v1/loads`` (core section; smg polls it for load-aware routing)."""
+        cfg, sched = self.config, self.core.scheduler
+        capacity = cfg.max_total_num_tokens
+        loads = []
+        for rank in range(cfg.dp_size):  # the whole load is reported on rank 0
+            first = rank == 0
+            running, waiting = (sched.running, sched.queued) if first else (0, 0)
+            used = self.core.used_tokens if first else 0
+            loads.append(
+                {
+                    "dp_rank": rank,
+                    "num_running_reqs": running,
+                    "num_waiting_reqs": waiting,
+                    "num_used_tokens": used,
+                    "max_total_num_tokens": capacity,
+                    "token_usage": round(used / capacity, 4) if capacity else 0.0,
+                    "gen_throughput": self._gen_throughput() if first else 0.0,
+                    "cache_hit_rate": 0.0,
+                    "utilization": round(running / cfg.max_running_requests, 4) if cfg.max_running_requests else 0.0,
+                    "max_running_requests": cfg.max_running_requests,
+                    "num_total_reqs": running + waiting,
+                }
+            )
+        wanted = request.query.get("dp_rank")
+        if wanted is not None:
+            loads = [x for x in loads if str(x["dp_rank"]) == wanted]
+        n = max(len(loads), 1)
+        return web.json_response(
+            {
+                "timestamp": datetime.now(UTC).isoformat(),
+                "version": SGLANG_VERSION,
+                "dp_rank_count": len(loads),
+                "loads": loads,
+                "aggregate": {
+                    "total_running_reqs": sum(x["num_running_reqs"] for x in loads),
+                    "total_waiting_reqs": sum(x["num_waiting_reqs"] for x in loads),
+                    "total_reqs": sum(x["num_total_reqs"] for x in loads),
+                    "avg_token_usage": sum(x["token_usage"] for x in loads) / n,
+                    "avg_throughput": sum(x["gen_throughput"] for x in loads) / n,
+                    "avg_utilization": sum(x["utilization"] for x in loads) / n,
+                },
+            }
+        )
+
     async def _control(self, request: web.Request) -> web.Response:
         if request.path == "/flush_cache":
             return web.Response(
@@ -417,6 +484,25 @@ class SimServer:
                 "will not be performed.)\n"
             )
         return web.Response(text=f"{request.path} accepted (no effect in the simulator)\n")
+
+    async def _start_profile(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json() if request.can_read_body else {}
+            req = self.core.profiler.start(body if isinstance(body, dict) else {})
+        except ValueError as exc:
+            return web.Response(status=400, text=f"the body is not JSON: {exc}\n")
+        except (ProfileError, OSError) as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        log.info("sim: profiling started (output %s, %s steps)", req.output_dir, req.num_steps or "until /stop_profile")
+        return web.Response(text="Start profiling.\n")
+
+    async def _stop_profile(self, _: web.Request) -> web.Response:
+        try:
+            path = self.core.profiler.stop()
+        except (ProfileError, OSError) as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        log.info("sim: profile written to %s", path)
+        return web.Response(text="Stop profiling. This will take some time.\n")
 
     def _gen_throughput(self) -> float:
         tpot = self.config.latency.tpot_s

@@ -8,6 +8,7 @@ followed by ``--- SRC ---`` and the rendered file.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 import shutil
@@ -178,46 +179,30 @@ class FlagSpec:
 
 
 def sglang_flags_from_source(path: Path) -> dict[str, FlagSpec]:
-    """Every ``--flag`` of ``parser.add_argument(...)`` in SGLang's ``server_args.py``."""
+    """Every ``--flag`` of ``parser.add_argument(...)`` in SGLang's ``server_args.py`` (the
+    0.5.9 layout; later layouts need the whole wheel: ``sglang_flags/extract.py``)."""
+    from tests.matrix.sglang_flags.extract import _add_argument_calls
+
     table: dict[str, FlagSpec] = {}
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
-            continue
-        names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("--")]
-        if not names:
-            continue
-        kw = {k.arg: k.value for k in node.keywords}
-        action = ast.unparse(kw["action"]) if "action" in kw else ""
-        nargs: int | str = 1
-        if action.strip("'\"") in ("store_true", "store_false") or action == "DeprecatedAction":
-            nargs = 0
-        if "nargs" in kw and isinstance(kw["nargs"], ast.Constant):
-            nargs = kw["nargs"].value
+    for names, spec in _add_argument_calls(ast.parse(path.read_text(), filename=str(path))):
         for name in names:
-            table[name] = FlagSpec(names[0], nargs, deprecated=action == "DeprecatedAction")
+            table[name] = FlagSpec(spec["canonical"], spec["nargs"], deprecated=spec["deprecated"])
     return table
 
 
-def sglang_flags_from_sim_table() -> dict[str, FlagSpec]:
-    from engine.sim import sglang_flags as t
-
-    table = {f: FlagSpec(f, 0) for f in t.BOOL_FLAGS}
-    table.update({f: FlagSpec(f, 1) for f in t.VALUE_FLAGS})
-    table.update({f: FlagSpec(f, "*") for f in t.MULTI_VALUE_FLAGS})
-    # aliases the table cannot tell apart
-    for alias, canonical in (("--tp-size", "--tensor-parallel-size"), ("--dp-size", "--data-parallel-size"), ("--pp-size", "--pipeline-parallel-size"), ("--ep-size", "--expert-parallel-size")):
-        if alias in table and canonical in table:
-            table[alias] = FlagSpec(canonical, table[alias].nargs)
-            table[canonical] = FlagSpec(canonical, table[canonical].nargs)
-    return table
+def sglang_flags_recorded(version: str) -> dict[str, FlagSpec]:
+    """The flag table recorded for ``version`` (``sglang_flags/<version>.json``)."""
+    data = json.loads((Path(__file__).parent / "sglang_flags" / f"{version}.json").read_text())
+    return {name: FlagSpec(f["canonical"], f["nargs"], deprecated=f["deprecated"]) for name, f in data["flags"].items()}
 
 
-def parse_flags(tokens: list[str], table: Mapping[str, FlagSpec] | None, *, ignore_prefix: str | None = None) -> tuple[dict[str, list[str]], list[str]]:
-    """Split ``--flag [values]`` tokens; with a table, check each flag exists, takes the
-    values it is given, and appears once (aliases count as the same flag)."""
+def parse_flags(tokens: list[str], tables: Mapping[str, Mapping[str, FlagSpec]] | None, *, ignore_prefix: str | None = None) -> tuple[dict[str, list[str]], list[str]]:
+    """Split ``--flag [values]`` tokens; with flag tables (SGLang version -> table), check each
+    flag exists in every version, takes the values it is given, is not deprecated, and appears
+    once (aliases count as the same flag). Each error names the version it is about."""
     flags: dict[str, list[str]] = {}
     errors: list[str] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, dict[str, str]] = {v: {} for v in tables or {}}
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -236,27 +221,33 @@ def parse_flags(tokens: list[str], table: Mapping[str, FlagSpec] | None, *, igno
         if name in flags:
             errors.append(f"{name} appears twice ({flags[name]} and {values})")
         flags[name] = values
-        if table is None:
-            continue
-        spec = table.get(name)
-        if spec is None:
-            errors.append(f"{name} is not a flag of SGLang 0.5.9's ServerArgs")
-            continue
-        if spec.deprecated:
-            errors.append(f"{name} is deprecated in SGLang 0.5.9")
-        if spec.canonical in seen and seen[spec.canonical] != name:
-            errors.append(f"{name} and {seen[spec.canonical]} are the same flag, given twice")
-        seen[spec.canonical] = name
-        n = len(values)
-        wrong = (
-            (spec.nargs == 0 and n != 0)
-            or (spec.nargs == 1 and n != 1)
-            or (spec.nargs == "+" and n < 1)
-            or (spec.nargs == "?" and n > 1)
-        )
-        if wrong:
-            errors.append(f"{name} takes {spec.nargs} value(s), given {n}: {values}")
+        for version, table in (tables or {}).items():
+            errors += _check_flag(name, values, version, table, seen[version], tables or {})
     return flags, errors
+
+
+def _check_flag(name: str, values: list[str], version: str, table: Mapping[str, FlagSpec], seen: dict[str, str], tables: Mapping[str, Mapping[str, FlagSpec]]) -> list[str]:
+    spec = table.get(name)
+    if spec is None:
+        others = [v for v, t in tables.items() if name in t]
+        where = f" (only in SGLang {', '.join(others)})" if others else ""
+        return [f"{name} is not a flag of SGLang {version}'s ServerArgs{where}"]
+    errors = []
+    if spec.deprecated:
+        errors.append(f"{name} is deprecated in SGLang {version}")
+    if spec.canonical in seen and seen[spec.canonical] != name:
+        errors.append(f"{name} and {seen[spec.canonical]} are the same flag in SGLang {version}, given twice")
+    seen[spec.canonical] = name
+    n = len(values)
+    wrong = (
+        (spec.nargs == 0 and n != 0)
+        or (spec.nargs == 1 and n != 1)
+        or (spec.nargs == "+" and n < 1)
+        or (spec.nargs == "?" and n > 1)
+    )
+    if wrong:
+        errors.append(f"{name} takes {spec.nargs} value(s) in SGLang {version}, given {n}: {values}")
+    return errors
 
 
 def command_after(text: str, marker: str) -> list[str] | None:

@@ -41,6 +41,8 @@ DIMENSIONS: dict[str, Sequence[Any]] = {
     "opentela": (True, False),
     # new: the run submits its own job (a dry-run shows <job id>); job: adopts JOB_ID
     "allocation": ("new", "job"),
+    # router_impl: smg (workers registered through its API) or sglang-router (on its command line)
+    "router": ("smg", "sglang-router"),
     # plain: the playbook's settings; tuned: extra flags, worker env, policies, sidecar options
     "tuning": ("plain", "tuned"),
 }
@@ -78,6 +80,7 @@ class Config:
     opentela: bool = False
     allocation: str = "new"
     tuning: str = "plain"
+    router: str = "smg"
     #: inventory: slurm (the matrix) or local (the embedded default's local scheduler)
     scheduler: str = "slurm"
     #: more -e arguments, after the generated ones (negative cases)
@@ -120,6 +123,7 @@ class Config:
                 "otela" if self.opentela else "nootela",
                 "newjob" if self.allocation == "new" else "injob",
                 self.tuning,
+                *(["sglr"] if self.router == "sglang-router" else []),
             ]
         )
 
@@ -157,6 +161,8 @@ class Config:
             data["telemetry"] = {"exporter": "dcgm", "scrape_interval": "2s", "labels": {"team": "ml infra", "site": "a'b"}}
         if self.allocation == "job":
             data["allocation_job_id"] = JOB_ID
+        if self.router != "smg":
+            data["router_impl"] = self.router
         if self.tuning == "tuned":
             data.update(self._tuned())
         args = ["-e", json.dumps(data, sort_keys=True)]
@@ -180,7 +186,8 @@ class Config:
             tuned["sglang_args"] = {
                 "mem-fraction-static": 0.8,
                 "chunked-prefill-size": 8192,
-                "cuda-graph-max-bs": 256,
+                # (not cuda-graph-max-bs: SGLang 0.5.2x replaced it with --cuda-graph-bs-decode)
+                "max-running-requests": 256,
                 "disable-radix-cache": True,
                 "log-level": "info",
             }

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tests.matrix.checks import FlagSpec, sglang_flags_from_sim_table, sglang_flags_from_source
+from tests.matrix.checks import FlagSpec, sglang_flags_recorded
 from tests.matrix.configs import GPUS_PER_NODE, Config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +43,8 @@ ENGINE_ROOT = Path(os.environ.get("SMLPLAY_MATRIX_ENGINE") or REPO)
 PD_PLAYBOOK = REPO / "playbooks" / "llama70b.yaml"
 AGG_PLAYBOOK = REPO / "playbooks" / "llama70b-aggregated.yaml"
 SGLANG_VERSION = "0.5.9"
+#: the worker flags are checked against each: the simulator's version and the newest release
+SGLANG_FLAG_VERSIONS = (SGLANG_VERSION, "0.5.23")
 SLURM_COMMANDS = ("sbatch", "srun", "salloc", "squeue", "scontrol", "scancel", "sacct")
 
 SLURM_INVENTORY = f"""\
@@ -191,28 +193,27 @@ def sglang_server_args_path() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def sglang_flags() -> dict[str, FlagSpec]:
-    path = sglang_server_args_path()
-    if path is not None:
-        table = sglang_flags_from_source(path)
-        assert len(table) > 300, f"only {len(table)} flags parsed from {path}"
-        return table
-    if os.environ.get("CI") == "true":
-        pytest.fail(
-            f"CI checks worker flags against the real sglang=={SGLANG_VERSION} source: "
-            f"pip install --no-deps sglang=={SGLANG_VERSION}"
-        )
-    return sglang_flags_from_sim_table()
+def sglang_flags() -> dict[str, dict[str, FlagSpec]]:
+    """SGLang version -> its ServerArgs flags, as recorded from the wheels
+    (``tests/matrix/sglang_flags/<version>.json``): the version the simulator speaks and the
+    newest on PyPI. A rendered flag must exist, unchanged in arity, in every one."""
+    tables = {v: sglang_flags_recorded(v) for v in SGLANG_FLAG_VERSIONS}
+    for version, table in tables.items():
+        assert len(table) > 300, f"only {len(table)} flags recorded for SGLang {version}"
+    return tables
 
 
 @pytest.fixture(scope="session")
-def router_parser() -> Any:
-    """sglang-router 0.3.2's own command-line parsing (``launch_router.parse_router_args``:
-    argparse with ``RouterArgs.add_cli_args``, then ``RouterArgs.from_cli_args``)."""
+def router_parser() -> dict[str, Any]:
+    """Each router implementation's own command-line parsing: smg 1.13's and sglang-router
+    0.3.2's ``launch_router.parse_router_args`` (argparse with ``RouterArgs.add_cli_args``,
+    then ``RouterArgs.from_cli_args``)."""
     assert importlib.metadata.version("sglang-router") == "0.3.2"
-    from sglang_router.launch_router import parse_router_args
+    assert importlib.metadata.version("smg") == "1.13.0"
+    from sglang_router.launch_router import parse_router_args as sglang_router_args
+    from smg.launch_router import parse_router_args as smg_args
 
-    return parse_router_args
+    return {"smg": smg_args, "sglang-router": sglang_router_args}
 
 
 # ----------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ configuration (``test_router[pd-sglang-tp16x2n-w2-edf-tel-otela-injob-tuned]``):
   sidecars that are on, one measured benchmark run per concurrency);
 * ``shell``: every shell script the plan would run passes ``bash -n`` and ``shellcheck -s
   bash``, and dry-run placeholders (``<address of node 1>``) are quoted wherever they stand;
-* ``worker_flags``: every SGLang flag exists in SGLang 0.5.9's ServerArgs with the right
-  number of values, once; tp, ports and the multi-node flags agree across ranks; vLLM runs
+* ``worker_flags``: every SGLang flag exists in the ServerArgs of SGLang 0.5.9 and of the
+  newest release (``sglang_flags/<version>.json``) with the right number of values, once; tp, ports and the multi-node flags agree across ranks; vLLM runs
   ``vllm serve`` with Ray for multi-node workers;
-* ``router``: sglang-router 0.3.2's own parser accepts the command line, it never binds
-  0.0.0.0, and its workers (and bootstrap ports) are exactly the launched ones;
+* ``router``: the router's own parser (smg 1.13 or sglang-router 0.3.2) accepts the command
+  line, it never binds 0.0.0.0, and its workers (and bootstrap ports) are exactly the
+  launched ones: on its command line (sglang-router) or registered through smg's worker API;
 * ``containers``: each srun step says the container runtime it runs in; the image is checked
   or imported once;
 * ``sidecars``: OpenTela wraps the router only when on; telemetry sidecars only when on.
@@ -123,6 +124,23 @@ def worker_scripts(plan: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
         if step["action"] == "template" and str(step["args"].get("src", "")).startswith("launch-") and "item" in step:
             out.append((step["item"], template_text(step)[1]))
     return out
+
+
+#: the launch command of each router implementation (router_impl)
+ROUTER_MODULES = {"smg": "-m smg launch", "sglang-router": "-m sglang_router.launch_router"}
+
+
+def registration_steps(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for _, s in steps(plan) if s["action"] == "http" and s["args"].get("method") == "POST" and str(s["args"].get("url", "")).endswith("/workers")]
+
+
+def registrations(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The worker specs the plan POSTs to the gateway's worker API."""
+    return [dict(s["args"]["body"]) for s in registration_steps(plan)]
+
+
+def registered_at(plan: dict[str, Any]) -> list[str]:
+    return [str(s["args"]["url"]) for s in registration_steps(plan)]
 
 
 def router_script(plan: dict[str, Any]) -> str:
@@ -264,6 +282,7 @@ def test_worker_flags(cfg: Config, render: RenderFn, sglang_flags: Any) -> None:
         if cfg.tuning == "tuned":
             expect["--mem-fraction-static"] = "0.8"
             expect["--chunked-prefill-size"] = "8192"
+            expect["--max-running-requests"] = "256"
             if cfg.mode == "pd":
                 expect["--disaggregation-transfer-backend"] = "nixl"
                 expect["--disaggregation-ib-device"] = "mlx5_0,mlx5_1"
@@ -339,14 +358,15 @@ def _check_vllm(name: str, members: list[tuple[dict[str, Any], dict[str, list[st
 @pytest.mark.parametrize("cfg", params("router"))
 def test_router(cfg: Config, render: RenderFn, router_parser: Any) -> None:
     plan = render(cfg).plan
-    tokens = command_after(router_script(plan), "-m sglang_router.launch_router")
-    assert tokens is not None
+    marker = ROUTER_MODULES[cfg.router]
+    tokens = command_after(router_script(plan), marker)
+    assert tokens is not None, f"no `{marker}` line:\n{router_script(plan)}"
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            args = router_parser(tokens)
+            args = router_parser[cfg.router](tokens)
     except SystemExit as exc:
-        pytest.fail(f"sglang-router 0.3.2 refuses {shlex.join(tokens)}:\n{stderr.getvalue()} (exit {exc.code})")
+        pytest.fail(f"{cfg.router} refuses {shlex.join(tokens)}:\n{stderr.getvalue()} (exit {exc.code})")
     assert args.host != "0.0.0.0" and args.prometheus_host != "0.0.0.0"
     assert args.host == args.prometheus_host and args.host.startswith("<address of node")
     assert args.port == 8000
@@ -363,13 +383,23 @@ def test_router(cfg: Config, render: RenderFn, router_parser: Any) -> None:
         url = f"http://{value(flags, '--host')}:{value(flags, '--port')}"
         port = value(flags, "--disaggregation-bootstrap-port")
         by_role[item["role"]][url] = int(port) if port else None
-    if cfg.mode == "pd":
-        assert args.pd_disaggregation
+    assert args.pd_disaggregation == (cfg.mode == "pd")
+    registered = registrations(plan)
+    if cfg.router == "smg":
+        # started empty; every launched worker registered through POST /workers, once
+        assert (args.prefill_urls, args.decode_urls, args.worker_urls) == ([], [], [])
+        expected = [{"url": u, "worker_type": "prefill", "bootstrap_port": b} for u, b in by_role["prefill"].items()]
+        expected += [{"url": u, "worker_type": "decode"} for u in by_role["decode"]]
+        expected += [{"url": u, "worker_type": "regular"} for u in by_role["workers"]]
+        assert sorted(registered, key=str) == sorted(expected, key=str)
+        assert all(url == f"http://{args.host}:{args.port}/workers" for url in registered_at(plan))
+    elif cfg.mode == "pd":
+        assert registered == []
         assert sorted(args.prefill_urls) == sorted(by_role["prefill"].items())
         assert sorted(args.decode_urls) == sorted(by_role["decode"])
         assert args.worker_urls == []
     else:
-        assert not args.pd_disaggregation
+        assert registered == []
         assert sorted(args.worker_urls) == sorted(by_role["workers"])
     if cfg.tuning == "tuned":
         assert args.policy == "round_robin" and args.request_timeout_secs == 600
@@ -506,7 +536,11 @@ def test_override_replaces_a_generated_flag_once(workspace: Workspace) -> None:
         tokens = command_after(text, "-m engine.sim") or []
         assert tokens.count("--disaggregation-bootstrap-port") == 1
         assert tokens[tokens.index("--disaggregation-bootstrap-port") + 1] == "9000"
-    router = command_after(router_script(plan), "-m sglang_router.launch_router") or []
+    assert [r.get("bootstrap_port") for r in registrations(plan) if r["worker_type"] == "prefill"] == [9000], (
+        "the router must be given the port prefill listens on"
+    )
+    cli = workspace.dry_run(PD_PLAYBOOK, LOCAL_INVENTORY, "-e", json.dumps({"router_impl": "sglang-router", "sglang_overrides": {"disaggregation-bootstrap-port": 9000}}))
+    router = command_after(router_script(cli.plan), "-m sglang_router.launch_router") or []
     assert router[router.index("--prefill") + 2] == "9000", "the router must be given the port prefill listens on"
 
 

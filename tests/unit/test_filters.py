@@ -58,6 +58,10 @@ COVERED = {
     "unique",
     "hostlist_expand",
     "hostlist_compress",
+    # tests/unit/test_profiling.py
+    "profile_targets",
+    "profile_summary",
+    "nsys_prefix",
 }
 
 

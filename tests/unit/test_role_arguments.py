@@ -10,8 +10,8 @@ import pytest
 from engine.cli import parse_extra_vars
 from engine.errors import Position, ValidationError
 from engine.executor.context import RunOptions
+from engine.executor.roleargs import _type_problem
 from engine.executor.run import load, render_plan
-from engine.executor.runner import _type_problem
 
 META = """
 argument_specs:

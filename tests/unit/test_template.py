@@ -344,3 +344,16 @@ def test_compiled_templates_are_cached() -> None:
         assert t.render("v={{ n }}", {"n": n}) == f"v={n}"
         assert t.render("{{ n + 1 }}", {"n": n}) == n + 1
     assert len(t._cache) == 2
+
+
+def test_template_file_compiles_once_and_follows_edits(tmp_path: Path) -> None:
+    # a launch script rendered for every worker compiles once; an edited file is recompiled
+    t = Templar()
+    path = tmp_path / "launch.sh.j2"
+    path.write_text("port {{ port }}\n")
+    assert [t.render_file(path, {"port": p}) for p in (1, 2)] == ["port 1\n", "port 2\n"]
+    assert sum(1 for kind, _ in t._cache if kind == "file") == 1
+    path.write_text("{% if port > 1 %}big{% endif %}\n{{ undefined_here }}\n")
+    with pytest.raises(TemplateError) as info:
+        t.render_file(path, {"port": 2})
+    assert info.value.pos is not None and info.value.pos.line == 2

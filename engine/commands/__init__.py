@@ -1,0 +1,1 @@
+"""Click commands of ``smlplay``, one module per command (registered in engine.cli)."""

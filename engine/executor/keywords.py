@@ -1,0 +1,124 @@
+"""Task keywords evaluated per host: tags, when, ignore_errors, loops, labels, titles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from engine.errors import SmlplayError, TemplateError
+from engine.executor.inherited import Inherited
+from engine.executor.scope import ScopeMixin
+from engine.load.yaml import position_of
+from engine.model import Task
+from engine.template import Unknown, UnknownValue
+from engine.vars import VarScope
+
+
+class KeywordsMixin(ScopeMixin):
+    def _selected(self, task: Task, tags: frozenset[str]) -> bool:
+        if not self._started_at_task:
+            if self.options.start_at_task in (task.name, task.display_name):
+                self._started_at_task = True
+            else:
+                return False
+        if "always" in tags and "always" not in self.options.skip_tags:
+            return True
+        if self.options.skip_tags and tags & self.options.skip_tags:
+            return False
+        if self.options.tags:
+            return bool(tags & self.options.tags) or ("all" in self.options.tags and "never" not in tags)
+        return "never" not in tags
+
+    def _ignored(self, task: Task, inherited: Inherited) -> bool:
+        if isinstance(task.ignore_errors, str):
+            return self._flag(task.ignore_errors, task) or inherited.ignore_errors
+        return task.ignore_errors is True or inherited.ignore_errors
+
+    def _flag(self, value: Any, task: Task, host: str | None = None) -> bool:
+        """A templated boolean keyword (``ignore_errors: "{{ x }}"``), rendered now."""
+        from engine.filters import to_bool
+
+        target = host or (self._play_hosts[0] if self._play_hosts else "localhost")
+        rendered = self._render(value, self.scope_for(target, task, Inherited()), task)
+        if isinstance(rendered, Unknown):
+            return False
+        try:
+            return to_bool(rendered)
+        except Exception:
+            raise TemplateError(f"expected a boolean, got {rendered!r}", pos=position_of(value) or task.pos, context=task.where()) from None
+
+    def _when(self, task: Task, scope: VarScope, inherited: Inherited, host: str) -> bool:
+        conditions = [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]
+        for expr, pos in conditions:
+            try:
+                if not self.templar.condition(expr, scope, keyword="when", pos=pos):
+                    return False
+            except UnknownValue:
+                if self.options.dry_run:
+                    continue  # shown as "if <expr>" in the plan
+                raise
+            except TemplateError as exc:
+                raise exc.with_context(task.where()) from None
+        return True
+
+    def _item_label(self, task: Task, scope: VarScope, item: Any) -> Any:
+        """``loop_control.label`` (rendered) where given: what the plan shows per item."""
+        if item is None or task.loop_control.label is None:
+            return item
+        try:
+            return self.templar.render(task.loop_control.label, scope)
+        except (SmlplayError, UnknownValue):
+            return item
+
+    def _title(self, task: Task, host: str, inherited: Inherited) -> str:
+        """The task's name with its ``{{ }}`` rendered for the first host, as Ansible shows it
+        (the raw name when it needs a loop item or a value only the run knows)."""
+        name = task.display_name
+        if "{{" not in name:
+            return name
+        try:
+            return str(self.templar.render(name, self.scope_for(host, task, inherited)))
+        except (SmlplayError, UnknownValue):
+            return name
+
+    def _placeholder(self, host: str) -> bool:
+        """A dry-run's stand-in for a node that only exists once allocated."""
+        return any(isinstance(v, Unknown) for v in self._connection_vars(host).values())
+
+    def _decidable(self, task: Task, scope: VarScope, inherited: Inherited) -> bool:
+        """Can every ``when`` of the task be evaluated before the run (dry-run)?"""
+        for expr, pos in [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]:
+            try:
+                self.templar.condition(expr, scope, keyword="when", pos=pos)
+            except UnknownValue:
+                return False
+        return True
+
+    def _loop_items(self, task: Task, scope: VarScope) -> list[Any]:
+        items = self.templar.render(task.loop, scope, pos=position_of(task.loop) or task.pos)
+        if isinstance(items, Unknown):
+            return [items]
+        if isinstance(items, dict) or not isinstance(items, list | tuple):
+            raise TemplateError(
+                f"invalid data passed to 'loop': it requires a list, got {type(items).__name__}",
+                pos=position_of(task.loop) or task.pos,
+                context=task.where(),
+                hint="use `| dict2items` for a mapping, or `| list` for a generator",
+            )
+        return list(items)
+
+    def _item_scope(self, task: Task, scope: VarScope, item: Any, items: Sequence[Any], index: int = 0) -> VarScope:
+        if item is None and task.loop is None:
+            return scope
+        magic = {task.loop_control.loop_var: item}
+        if task.loop_control.index_var:
+            magic[task.loop_control.index_var] = index
+        magic["ansible_loop"] = {"index": index + 1, "index0": index, "first": index == 0, "last": index == len(items) - 1, "length": len(items)}
+        return scope.child([], magic)
+
+    def _render(self, value: Any, scope: VarScope, task: Task) -> Any:
+        try:
+            return self.templar.render(value, scope, pos=task.pos)
+        except TemplateError as exc:
+            raise exc.with_context(task.where()) from None
+

@@ -1,0 +1,142 @@
+"""The dry-run's plan: one step per rendered task and host, port claims, how hosts are reached."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import actions
+from engine.actions.base import Result
+from engine.errors import ValidationError
+from engine.executor.inherited import Inherited
+from engine.executor.keywords import KeywordsMixin
+from engine.executor.ports import Claim, address_key
+from engine.executor.results import _describe_args, _plain
+from engine.health import HealthSpec
+from engine.load.yaml import position_of
+from engine.model import Task
+from engine.slurm.srun import ContainerFlags
+from engine.template import Unknown, UnknownValue
+from engine.vars import VarScope
+
+
+@dataclass
+class PlanStep:
+    """One rendered task on one host (what a dry-run shows and plan.json records)."""
+
+    play: str
+    host: str
+    task: str
+    action: str
+    detail: str
+    pos: str
+    args: Any = None
+    health: list[str] = field(default_factory=list)
+    notify: list[str] = field(default_factory=list)
+    condition: str | None = None
+    item: Any = None
+    label: Any = None  # loop_control.label, rendered: how the text plan names the item
+    delegate_to: str | None = None
+    via: str | None = None
+    handler: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: _plain(v) for k, v in self.__dict__.items() if v not in (None, [], False)}
+        return out
+
+
+
+class PlannerMixin(KeywordsMixin):
+    def _plan_step(self, task: Task, host: str, act: actions.Action, args: Any, health: Any, item: Any, target: str, scope: VarScope, inherited: Inherited) -> Result:
+        try:
+            detail = act.describe(args) if act.describe else _describe_args(args)
+        except (KeyError, TypeError, UnknownValue):
+            detail = _describe_args(args)
+        if act.name in ("template", "copy") and isinstance(args, Mapping) and isinstance(args.get("src"), str):
+            # Files are part of the plan: a missing or broken template is bad input (exit 2).
+            kind = "templates" if act.name == "template" else "files"
+            path = self._find_file(task, kind, args["src"])
+            if act.name == "template":
+                try:
+                    body = self.templar.render_file(path, scope).rstrip("\n")
+                except UnknownValue as exc:
+                    body = f"(rendered at run time: it depends on {exc.unknown})"
+                detail += f"\n--- {path.name} ---\n" + body
+        conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
+        step = PlanStep(
+            play=self._play.name if self._play else "",
+            host=host,
+            task=self._title(task, host, inherited),
+            action=act.name,
+            detail=str(detail),
+            pos=f"{task.pos.file}:{task.pos.line}",
+            args=_plain(args),
+            health=HealthSpec.from_rendered(health).describe() if health else [],
+            notify=list(task.notify),
+            condition=" and ".join(conditions) or None,
+            item=_plain(item),
+            label=_plain(self._item_label(task, scope, item)) if task.loop_control.label is not None else None,
+            delegate_to=target if target != host else None,
+            via=self._via(target),
+        )
+        self._record_step(step)
+        return {"changed": bool(task.notify), "skipped": False}
+
+    def _book_ports(self, action: str, args: Mapping[str, Any], host: str, task: Task) -> None:
+        name = str(args.get("name"))
+        if action == "stop":
+            self.ports.release(host, name)
+            return
+        ports = args.get("ports") or []
+        if not ports or any(isinstance(p, Unknown) for p in ports):
+            return
+        address = address_key(host, self.scope_for(host, None, Inherited()))
+        where = f"{task.where()} ({task.pos})"
+        self.ports.claim(address, [int(p) for p in ports], Claim(host, name, where), (position_of(task.args.get("ports")) if isinstance(task.args, Mapping) else None) or task.pos)
+
+    def _via(self, host: str) -> str | None:
+        """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""
+        cv = self._connection_vars(host)
+        kind = cv.get("connection", "local")
+        if kind == "srun":
+            try:
+                runtime = ContainerFlags.from_vars(cv.get("container")).runtime
+            except ValidationError:
+                runtime = "? (invalid container settings)"
+            return (
+                f"srun step on node {cv.get('slurm_node')} of job {cv.get('slurm_job_id')} "
+                f"through {cv.get('srun_gateway', 'localhost')}" + (f", container {runtime}" if runtime != "none" else "")
+            )
+        if kind == "ssh":
+            user = f"{cv['ssh_user']}@" if cv.get("ssh_user") else ""
+            return f"ssh {user}{cv.get('ssh_host', host)}:{cv.get('ssh_port', 22)}"
+        return None
+
+    def _find_file(self, task: Task, kind: str, name: str) -> Path:
+        from engine.actions.base import find_file
+
+        try:
+            return find_file(kind, name, role_path=task.role.role.path if task.role else None, playbook_dir=self.playbook.basedir)
+        except ValidationError as exc:
+            exc.pos = position_of(task.args.get("src")) if isinstance(task.args, Mapping) else task.pos
+            raise exc.with_context(task.where()) from None
+
+    def _record_step(self, step: PlanStep) -> None:
+        if self.plan:
+            self.plan[-1]["steps"].append(step.to_dict())
+        self.sink.emit("plan_step", **step.to_dict())
+
+class _NoTransport:
+    """The transport a planning action gets in a dry-run: using it is a bug."""
+
+    kind = "none"
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"a dry-run must not touch host {self.host} ({name})")
+
+
