@@ -70,9 +70,9 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
     for raw in values:
         text = raw.strip()
         if text.startswith("@"):
-            data = load_file(text[1:])
-            if not isinstance(data, dict):
-                raise ValidationError(f"-e {raw}: the file must hold a mapping of variables")
+            from engine.load.extravars import check_file_vars
+
+            data = check_file_vars(load_file(text[1:]), text[1:], raw)
             layers.append(Layer("extra vars", f"-e {raw}", data))
         elif text.startswith(("{", "[")):
             data = loads(text, "<-e>")

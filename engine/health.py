@@ -62,6 +62,11 @@ class HealthSpec:
 
     @classmethod
     def from_rendered(cls, data: Mapping[str, Any], *, default_timeout: float | None = None) -> HealthSpec:
+        """From the rendered ``health:`` block; a rendered value of the wrong type (a port
+        ``"{{ name }}"`` that is not a number) is a :class:`ValidationError`, never a crash."""
+        from engine.load.schema import HEALTH, validate
+
+        data = validate(HEALTH, data, what="health check")
         probes: list[Probe] = []
         for kind in PROBE_KINDS:
             if kind not in data:
@@ -75,7 +80,7 @@ class HealthSpec:
                 spec = {"url": value} if isinstance(value, str) else dict(value)
             elif kind == "tcp":
                 spec = {"port": value} if isinstance(value, int | str) else dict(value)
-                spec["port"] = int(spec["port"])
+                spec["port"] = int(spec["port"])  # validated: a number 1-65535
             elif kind == "log":
                 spec = {"regex": value} if isinstance(value, str) else dict(value)
             else:
@@ -113,10 +118,10 @@ def run_probe(probe: Probe, transport: Transport, *, log: str | None, evaluate: 
                 headers["Content-Type"] = "application/json"
             resp = httpclient.request(
                 transport, s["url"], method=s.get("method", "GET"), body=body.encode() if body else None,
-                headers=headers, timeout=min(30.0, max(2.0, float(s.get("request_timeout", 10)))),
+                headers=headers, timeout=min(30.0, max(2.0, parse_duration(s.get("request_timeout", 10)))),
             )
             wanted = s.get("status", 200)
-            wanted_list = wanted if isinstance(wanted, list) else [int(wanted)]
+            wanted_list = [int(w) for w in wanted] if isinstance(wanted, list) else [int(wanted)]
             data: dict[str, Any] = {"status": resp.status, "text": resp.text[:2000]}
             try:
                 data["json"] = resp.json()

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import Position, ValidationError
-from engine.load.schema import INVENTORY_GROUP, require_mapping, suggest, validate
+from engine.load.schema import require_mapping, suggest, validate
+from engine.load.specs import INVENTORY_GROUP
 from engine.load.yaml import YMap, load_file, position_of
 from engine.vars import Layer
 
@@ -84,7 +85,13 @@ class Inventory:
 
     def _load_group(self, name: str, data: Any, *, parent: str | None, source: str, pos: Position | None) -> None:
         self._groups_cache = None
-        data = data or YMap()
+        data = YMap() if data is None else data
+        if not isinstance(data, dict):
+            raise ValidationError(
+                f"inventory group '{name}' must be a mapping of hosts, vars and children, got {type(data).__name__}",
+                pos=position_of(data) or pos,
+                hint=f"e.g. {name}: {{hosts: {{HOST: {{}}}}, vars: {{VAR: VALUE}}}}",
+            )
         validate(INVENTORY_GROUP, data, what=f"inventory group '{name}'")
         group = self._group(name, source=source, pos=pos)
         if parent and parent not in group.parents:

@@ -29,6 +29,7 @@ import voluptuous as vol
 
 from engine.actions.base import ActionContext, Result, action
 from engine.errors import ValidationError
+from engine.load.types import Duration, OneOf
 from engine.schedulers import SCHEDULERS, Allocation, AllocationSpec, Hooks, Layout
 from engine.schedulers.base import ADOPT_ENV
 from engine.slurm.request import AllocationRequest
@@ -37,7 +38,7 @@ from engine.units import parse_duration
 #: The arguments that make up the Slurm request (``time`` is sbatch's name for time_limit).
 _REQUEST_FIELDS = frozenset({f.name for f in fields(AllocationRequest)} - {"time_limit"} | {"time"})
 _POSITIVE = vol.All(int, vol.Range(min=1))
-_DURATION = vol.Any(int, float, str)
+_DURATION = Duration()
 
 
 def _describe(args: dict[str, Any]) -> str:
@@ -56,7 +57,7 @@ def _describe(args: dict[str, Any]) -> str:
 @action(
     "slurm_allocate",
     {
-        vol.Optional("scheduler"): vol.In(sorted(SCHEDULERS)),
+        vol.Optional("scheduler"): OneOf(sorted(SCHEDULERS)),
         vol.Optional("nodes"): vol.Any(None, _POSITIVE),
         vol.Optional("gpus_per_node"): vol.Any(None, vol.All(int, vol.Range(min=0))),
         vol.Optional("partition"): vol.Any(None, str),
@@ -74,7 +75,7 @@ def _describe(args: dict[str, Any]) -> str:
         vol.Optional("job_id"): vol.Any(None, str, int),
         vol.Optional("layout"): vol.Any(None, dict),
         vol.Optional("gateway"): str,
-        vol.Optional("address"): vol.In(["nodeaddr", "hostname", "command"]),
+        vol.Optional("address"): OneOf(["nodeaddr", "hostname", "command"]),
         vol.Optional("address_command"): str,
         vol.Optional("timeout"): _DURATION,
         vol.Optional("poll"): _DURATION,

@@ -100,6 +100,13 @@ class Action:
     #: Also runs in a dry-run, with ``ctx.check_mode`` set and no transport: for actions
     #: whose effect later tasks depend on at render time (the hosts an allocation adds).
     plans: bool = False
+    #: Cross-field rules (:class:`engine.load.types.Rule`), checked after the fields.
+    rules: tuple[Any, ...] = ()
+
+    @property
+    def full_schema(self) -> Any:
+        """The argument schema with its cross-field rules: what the rendered args must pass."""
+        return vol.All(dict(self.schema), *self.rules) if self.rules else dict(self.schema)
 
     def normalise(self, args: Any) -> Any:
         """Turn the short form (``shell: echo hi``) into the argument mapping."""
@@ -119,6 +126,7 @@ def action(
     read_only: bool = False,
     describe: Callable[[dict[str, Any]], str] | None = None,
     plans: bool = False,
+    rules: tuple[Any, ...] = (),
 ) -> Callable[[Callable[[ActionContext, dict[str, Any]], Result]], Callable[[ActionContext, dict[str, Any]], Result]]:
     """Register an action; its docstring is what ``smlplay actions`` shows."""
 
@@ -132,6 +140,7 @@ def action(
             read_only=read_only,
             describe=describe,
             plans=plans,
+            rules=rules,
         )
         return fn
 
@@ -143,4 +152,4 @@ def get(name: str) -> Action:
 
 
 def schema_for(act: Action) -> vol.Schema:
-    return vol.Schema(act.schema)
+    return vol.Schema(act.full_schema)

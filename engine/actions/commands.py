@@ -8,11 +8,12 @@ from typing import Any
 import voluptuous as vol
 
 from engine.actions.base import ActionContext, Result, action
+from engine.load.types import AtLeastOne, NonEmptyStr
 
 COMMON = {
-    vol.Optional("chdir"): str,
-    vol.Optional("creates"): str,
-    vol.Optional("removes"): str,
+    vol.Optional("chdir"): NonEmptyStr(),
+    vol.Optional("creates"): NonEmptyStr(),
+    vol.Optional("removes"): NonEmptyStr(),
     vol.Optional("stdin"): str,
     # false: run on the node itself, not in the container container-up set (srun hosts)
     vol.Optional("container"): bool,
@@ -70,9 +71,14 @@ def _execute(ctx: ActionContext, cmd: str | list[str], args: dict[str, Any]) -> 
 
 @action(
     "command",
-    {vol.Exclusive("cmd", "what"): str, vol.Exclusive("argv", "what"): [vol.Any(str, int, float)], **COMMON},
+    {
+        vol.Exclusive("cmd", "what"): NonEmptyStr(),
+        vol.Exclusive("argv", "what"): vol.All([vol.Any(str, int, float)], vol.Length(min=1, msg="expected a non-empty list")),
+        **COMMON,
+    },
     free_form="cmd",
     describe=_describe_command,
+    rules=(AtLeastOne("cmd", "argv", hint="command: PROGRAM ARGS, or argv: [PROGRAM, ARG...]"),),
 )
 def command(ctx: ActionContext, args: dict[str, Any]) -> Result:
     """Run a program with arguments, without a shell (no pipes, globs or variables).
@@ -87,7 +93,7 @@ def command(ctx: ActionContext, args: dict[str, Any]) -> Result:
 
 @action(
     "shell",
-    {vol.Required("cmd"): str, **COMMON},
+    {vol.Required("cmd"): NonEmptyStr(), **COMMON},
     free_form="cmd",
     describe=_describe_shell,
 )

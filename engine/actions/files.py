@@ -9,8 +9,9 @@ from typing import Any
 import voluptuous as vol
 
 from engine.actions.base import ActionContext, Result, action
+from engine.load.types import AtLeastOne, NonEmptyStr, OneOf
 
-Mode = vol.Any(int, vol.Match(r"^0?[0-7]{3,4}$"))
+Mode = vol.Any(vol.All(int, vol.Range(min=0, max=0o7777)), vol.Match(r"^0?[0-7]{3,4}$", msg="expected an octal mode like '0644'"))
 
 
 def _mode(value: Any) -> int | None:
@@ -39,7 +40,7 @@ def _describe_template(args: dict[str, Any]) -> str:
 
 @action(
     "template",
-    {vol.Required("src"): str, vol.Required("dest"): str, vol.Optional("mode"): Mode},
+    {vol.Required("src"): NonEmptyStr(), vol.Required("dest"): NonEmptyStr(), vol.Optional("mode"): Mode},
     describe=_describe_template,
 )
 def template(ctx: ActionContext, args: dict[str, Any]) -> Result:
@@ -60,12 +61,13 @@ def _describe_copy(args: dict[str, Any]) -> str:
 @action(
     "copy",
     {
-        vol.Exclusive("src", "what"): str,
+        vol.Exclusive("src", "what"): NonEmptyStr(),
         vol.Exclusive("content", "what"): vol.Any(str, int, float, dict, list),
-        vol.Required("dest"): str,
+        vol.Required("dest"): NonEmptyStr(),
         vol.Optional("mode"): Mode,
     },
     describe=_describe_copy,
+    rules=(AtLeastOne("src", "content", hint="src: a file from files/, or content: the text to write"),),
 )
 def copy(ctx: ActionContext, args: dict[str, Any]) -> Result:
     """Copy a file from the role's ``files/`` (or the playbook's), or write ``content``."""
@@ -90,8 +92,8 @@ def _describe_file(args: dict[str, Any]) -> str:
 @action(
     "file",
     {
-        vol.Required("path"): str,
-        vol.Optional("state"): vol.In(["directory", "absent", "touch"]),
+        vol.Required("path"): NonEmptyStr(),
+        vol.Optional("state"): OneOf(["directory", "absent", "touch"]),
         vol.Optional("mode"): Mode,
     },
     describe=_describe_file,

@@ -7,6 +7,7 @@ from typing import Any
 import voluptuous as vol
 
 from engine.actions.base import ActionContext, Result, action
+from engine.load.types import Duration, NonEmptyStr, Port
 from engine.transport.base import BackgroundSpec
 from engine.units import parse_duration
 
@@ -23,14 +24,14 @@ def _describe_process(args: dict[str, Any]) -> str:
     "process",
     {
         vol.Required("name"): NAME,
-        vol.Required("cmd"): str,
-        vol.Optional("log"): str,
+        vol.Required("cmd"): NonEmptyStr(),
+        vol.Optional("log"): NonEmptyStr(),
         vol.Optional("env"): {str: vol.Any(str, int, float, bool)},
-        vol.Optional("chdir"): str,
+        vol.Optional("chdir"): NonEmptyStr(),
         vol.Optional("critical"): bool,
         vol.Optional("tier"): vol.All(int, vol.Range(min=0, max=9)),
-        vol.Optional("grace"): vol.Any(int, float, str),
-        vol.Optional("ports"): [vol.All(int, vol.Range(min=1, max=65535))],
+        vol.Optional("grace"): Duration(),
+        vol.Optional("ports"): [Port()],
         vol.Optional("container"): bool,
     },
     describe=_describe_process,
@@ -100,7 +101,7 @@ def _ports_in_use(ctx: ActionContext, ports: list[int]) -> str | None:
 
 @action(
     "stop",
-    {vol.Required("name"): NAME, vol.Optional("grace"): vol.Any(int, float, str)},
+    {vol.Required("name"): NAME, vol.Optional("grace"): Duration()},
     describe=lambda a: f"stop '{a['name']}' (TERM, {a.get('grace', 10)}s grace, KILL)",
 )
 def stop(ctx: ActionContext, args: dict[str, Any]) -> Result:

@@ -12,9 +12,8 @@ import voluptuous as vol
 
 from engine import httpclient
 from engine.actions.base import ActionContext, Result, action
+from engine.load.types import AtLeastOne, Duration, IntRange, NonEmptyStr, OneOf, Port, Regex
 from engine.units import parse_duration
-
-Duration = vol.Any(int, float, str)
 
 
 def _interrupted(ctx: ActionContext, sleep: float) -> str | None:
@@ -40,17 +39,18 @@ def _describe_wait(args: dict[str, Any]) -> str:
 @action(
     "wait_for",
     {
-        vol.Optional("host"): str,
-        vol.Optional("port"): vol.All(int, vol.Range(min=1, max=65535)),
-        vol.Optional("path"): str,
-        vol.Optional("search_regex"): str,
-        vol.Optional("state"): vol.In(["started", "stopped", "present", "absent"]),
-        vol.Optional("timeout"): Duration,
-        vol.Optional("delay"): Duration,
-        vol.Optional("sleep"): Duration,
+        vol.Optional("host"): NonEmptyStr(),
+        vol.Optional("port"): Port(),
+        vol.Optional("path"): NonEmptyStr(),
+        vol.Optional("search_regex"): Regex(),
+        vol.Optional("state"): OneOf(["started", "stopped", "present", "absent"]),
+        vol.Optional("timeout"): Duration(),
+        vol.Optional("delay"): Duration(),
+        vol.Optional("sleep"): Duration(),
     },
     read_only=True,
     describe=_describe_wait,
+    rules=(AtLeastOne("port", "path", hint="port: to wait for a TCP port, path: for a file"),),
 )
 def wait_for(ctx: ActionContext, args: dict[str, Any]) -> Result:
     """Wait for a TCP port to open (``started``) or close (``stopped``), or a file to exist
@@ -101,13 +101,13 @@ def _describe_http(args: dict[str, Any]) -> str:
 @action(
     "http",
     {
-        vol.Required("url"): str,
-        vol.Optional("method"): vol.In(["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]),
+        vol.Required("url"): NonEmptyStr(),
+        vol.Optional("method"): OneOf(["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]),
         vol.Optional("body"): object,
-        vol.Optional("body_format"): vol.In(["json", "raw"]),
+        vol.Optional("body_format"): OneOf(["json", "raw"]),
         vol.Optional("headers"): {str: str},
-        vol.Optional("status_code"): vol.Any(int, [int]),
-        vol.Optional("timeout"): Duration,
+        vol.Optional("status_code"): vol.Any(IntRange(100, 599, "an HTTP status"), [IntRange(100, 599, "an HTTP status")]),
+        vol.Optional("timeout"): Duration(),
         vol.Optional("return_content"): bool,
     },
     read_only=True,
@@ -150,7 +150,7 @@ def http(ctx: ActionContext, args: dict[str, Any]) -> Result:
 
 @action(
     "pause",
-    {vol.Optional("seconds"): Duration, vol.Optional("minutes"): vol.Any(int, float), vol.Optional("prompt"): str},
+    {vol.Optional("seconds"): Duration(), vol.Optional("minutes"): vol.All(vol.Any(int, float), vol.Range(min=0)), vol.Optional("prompt"): str},
     read_only=True,
     describe=lambda a: f"pause {a.get('seconds', 0)}s" if "seconds" in a else f"pause {a.get('minutes', 0)}m",
 )

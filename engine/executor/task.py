@@ -121,6 +121,11 @@ class TaskMixin(HandlersMixin):
         environment: dict[str, str] = {}
         for env in (*inherited.environment, task.environment):
             rendered = self._render(env, scope, task) if env else {}
+            if rendered and not isinstance(rendered, Mapping):  # "{{ var }}" that is not a mapping
+                raise TemplateError(
+                    f"environment must render to a mapping of names to values, got {type(rendered).__name__}",
+                    pos=position_of(env) or task.pos, context=task.where(),
+                )
             environment.update({str(k): str(v) for k, v in (rendered or {}).items()})
         delegate = task.delegate_to or inherited.delegate_to
         target = str(self._render(delegate, scope, task)) if delegate else host

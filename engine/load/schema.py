@@ -7,24 +7,22 @@ through the position-carrying YAML nodes to find the exact line and column, and 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
 import voluptuous as vol
 
 from engine.errors import Position, ValidationError
+from engine.load import types as T
+from engine.load.types import is_template
 from engine.load.yaml import YList, YMap, position_of
+
+__all__ = ["is_template", "suggest", "validate"]
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """The nearest valid name for a typo (``notfy`` -> ``notify``), if one is close."""
-    matches = difflib.get_close_matches(str(word), sorted(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
+    return T.nearest(word, candidates)
 
 
 def templatable(inner: Any) -> Any:
@@ -78,16 +76,22 @@ def validate(schema: Any, data: Any, *, what: str, context: str | None = None) -
     try:
         return compiled(data)
     except vol.MultipleInvalid as exc:
-        first = min(exc.errors, key=lambda e: _sort_key(data, e))
+        errors = list(exc.errors)
+        first = min(errors, key=lambda e: _sort_key(data, e, errors))
         raise to_validation_error(first, data, what=what, context=context, schema=compiled) from None
     except vol.Invalid as exc:
         raise to_validation_error(exc, data, what=what, context=context, schema=compiled) from None
 
 
-def _sort_key(data: Any, err: vol.Invalid) -> tuple[int, int]:
-    """Report the error that comes first in the file, so repeated runs say the same thing."""
+def _sort_key(data: Any, err: vol.Invalid, errors: list[vol.Invalid]) -> tuple[int, int, int]:
+    """Report the error that comes first in the file, so repeated runs say the same thing;
+    but a missing key comes after an unknown key of the same mapping: ``host:`` written for
+    ``hosts:`` is reported at the misspelt key, with the suggestion, not as "missing"."""
     pos = position_for(data, list(err.path), key=True)
-    return (pos.line, pos.col) if pos else (0, 0)
+    missing_with_typo = err.error_message == "required key not provided" and any(
+        e.error_message == "extra keys not allowed" and list(e.path)[:-1] == list(err.path)[:-1] for e in errors
+    )
+    return (int(missing_with_typo), *((pos.line, pos.col) if pos else (0, 0)))
 
 
 def to_validation_error(
@@ -134,13 +138,28 @@ def _to_validation_error(
         value = parent[last] if parent is not None and _has(parent, last) else None
     else:
         value = data  # the top-level value itself has the wrong type
-    field_name = ".".join(str(p) for p in path) or what
-    shown = "" if isinstance(value, dict | list) else f" {value!r}"
+    field_name = ".".join(str(p) for p in path)
+    shown = "" if isinstance(value, dict | list) else f" {_short(value)}"
+    hint = getattr(err, "hint", None)
+    if isinstance(err, T.RuleInvalid):  # a cross-field rule (``copy`` needs ``src`` or ``content``)
+        return ValidationError(
+            f"invalid '{field_name}' in {what}: {msg}" if field_name else f"invalid {what}: {msg}",
+            pos=position_for(data, path) if path else position_of(data),
+            context=context,
+            hint=hint,
+        )
+    head = f"invalid value for '{field_name}' in {what}" if field_name else f"invalid {what}"
     return ValidationError(
-        f"invalid value for '{field_name}' in {what}: {msg} (got {_type_name(value)}{shown})",
+        f"{head}: {msg} (got {_type_name(value)}{shown})",
         pos=position_for(data, path),
         context=context,
+        hint=hint,
     )
+
+
+def _short(value: Any) -> str:
+    text = repr(str(value) if isinstance(value, str) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _has(parent: Any, key: Any) -> bool:
@@ -173,27 +192,34 @@ def _exclusive_error(
     )
 
 
-def _dict_schema_at(schema: Any, path: list[Any]) -> dict[Any, Any] | None:
-    """The dict schema that validates the mapping at ``path`` of a (nested) schema."""
-    node = schema.schema if isinstance(schema, vol.Schema) else schema
-    for step in path:
+def _unwrap(node: Any) -> Any:
+    """Look through wrappers (Schema, Any, All, the named types) to a dict or list schema."""
+    for _ in range(20):
         if isinstance(node, vol.Schema):
             node = node.schema
-        if isinstance(node, vol.Any):
-            node = next((v for v in node.validators if isinstance(v, dict)), None)
+        elif isinstance(node, vol.Any | vol.All):
+            node = next((v for v in map(_unwrap, node.validators) if isinstance(v, dict | list)), None)
+        elif isinstance(node, T.Templatable | T.Nullable):
+            node = node.inner
+        elif isinstance(node, T.MappingOf | T.ListOf):
+            node = node.inner.schema
+        else:
+            return node
+    return node
+
+
+def _dict_schema_at(schema: Any, path: list[Any]) -> dict[Any, Any] | None:
+    """The dict schema that validates the mapping at ``path`` of a (nested) schema."""
+    node = _unwrap(schema)
+    for step in path:
         if isinstance(node, dict):
-            node = next(
-                (v for k, v in node.items() if (k.schema if isinstance(k, vol.Marker) else k) == step),
-                None,
-            )
+            literal = [v for k, v in node.items() if (k.schema if isinstance(k, vol.Marker) else k) == step]
+            other = [v for k, v in node.items() if not isinstance(k.schema if isinstance(k, vol.Marker) else k, str)]
+            node = _unwrap((literal or other or [None])[0])
         elif isinstance(node, list) and node:
-            node = node[0]
+            node = _unwrap(node[0])
         else:
             return None
-    if isinstance(node, vol.Schema):
-        node = node.schema
-    if isinstance(node, vol.Any):
-        node = next((v for v in node.validators if isinstance(v, dict)), None)
     return node if isinstance(node, dict) else None
 
 
@@ -226,135 +252,30 @@ def require_list(data: Any, *, what: str, pos: Position | None, context: str | N
     return data  # type: ignore[return-value]
 
 
-# --- keyword value schemas -------------------------------------------------------------
+# --- the data schemas live in engine.load.specs; re-exported for the loader -------------
 
-
-def TemplateStr(value: Any) -> str:
-    """A string only when it is a Jinja2 expression (rendered and checked at run time)."""
-    if is_template(value):
-        return str(value)
-    raise vol.Invalid("expected a literal value or a {{ expression }}")
-
-
-Str = vol.All(str, vol.Length(min=1))
-StrList = vol.Any(Str, [Str])
-Expr = vol.Any(str, bool, [vol.Any(str, bool)])
-Number = vol.Any(int, float)
-PosNumber = vol.All(Number, vol.Range(min=0))
-Bool = bool
-#: VarsMap's key error; to_validation_error recognises it to point at the key.
-BAD_VAR_NAME = "not a valid variable name"
-VarsMap = vol.Schema({vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$", msg=BAD_VAR_NAME): object})
-EnvMap = vol.Schema({str: vol.Any(str, int, float, bool)})
-
-LOOP_CONTROL = {
-    vol.Optional("loop_var"): vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$"),
-    vol.Optional("index_var"): vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$"),
-    vol.Optional("label"): object,
-    vol.Optional("pause"): PosNumber,
-}
-
-HTTP_PROBE = vol.Any(
-    str,
-    {
-        vol.Required("url"): str,
-        vol.Optional("status"): vol.Any(int, [int], str),
-        vol.Optional("method"): vol.In(["GET", "POST", "HEAD", "PUT"]),
-        vol.Optional("json"): object,
-        vol.Optional("body"): str,
-        vol.Optional("json_path"): str,
-        vol.Optional("equals"): object,
-        vol.Optional("condition"): str,
-        vol.Optional("contains"): str,
-        vol.Optional("request_timeout"): vol.Any(PosNumber, str),
-    },
+from engine.load.specs import (  # noqa: E402  (after the machinery they do not need)
+    ARG_SPEC,
+    BAD_VAR_NAME,
+    HEALTH,
+    HEALTH_FIELDS,
+    INVENTORY_GROUP,
+    PLAY,
+    ROLE_META,
+    TASK_KEYWORD_SCHEMAS,
+    Bool,
+    EnvMap,
+    Expr,
+    Number,
+    PosNumber,
+    Str,
+    StrList,
+    TemplateStr,
+    VarsMap,
 )
 
-HEALTH = {
-    # one probe, or a list checked in order (``/health``, then a real generation)
-    vol.Optional("http"): vol.Any(HTTP_PROBE, [HTTP_PROBE]),
-    vol.Optional("tcp"): vol.Any(
-        str,
-        int,
-        {vol.Required("port"): vol.Any(int, str), vol.Optional("host"): str},
-    ),
-    vol.Optional("log"): vol.Any(
-        str, {vol.Required("regex"): str, vol.Optional("path"): str}
-    ),
-    vol.Optional("cmd"): str,
-    vol.Optional("timeout"): vol.Any(PosNumber, str),
-    vol.Optional("interval"): vol.Any(PosNumber, str),
-    vol.Optional("process"): str,
-    vol.Optional("name"): str,
-}
-
-TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
-    "name": Str,
-    "when": Expr,
-    "loop": vol.Any(list, str),
-    "loop_control": LOOP_CONTROL,
-    "register": vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$", msg="expected a variable name"),
-    "until": Expr,
-    "retries": vol.Any(vol.All(int, vol.Range(min=0)), TemplateStr),
-    "delay": vol.Any(PosNumber, str),
-    "changed_when": Expr,
-    "failed_when": Expr,
-    "ignore_errors": vol.Any(Bool, TemplateStr),
-    "notify": StrList,
-    "tags": StrList,
-    "vars": VarsMap,
-    "environment": vol.Any(EnvMap, str),
-    "timeout": vol.Any(PosNumber, str),
-    "run_once": vol.Any(Bool, TemplateStr),
-    "delegate_to": str,
-    "no_log": Bool,
-    "check_mode": Bool,
-    "health": HEALTH,
-    "listen": StrList,
-    "args": dict,
-}
-
-ROLE_ARG_TYPES = ("str", "int", "float", "bool", "list", "dict", "path", "raw")
-ARG_SPEC = {
-    vol.Optional("type"): vol.In(ROLE_ARG_TYPES),
-    vol.Optional("required"): Bool,
-    vol.Optional("default"): object,
-    vol.Optional("choices"): list,
-    vol.Optional("description"): vol.Any(str, [str]),
-    vol.Optional("elements"): vol.In(ROLE_ARG_TYPES),
-    vol.Optional("options"): dict,
-}
-ROLE_META = {
-    vol.Optional("dependencies"): list,
-    vol.Optional("argument_specs"): {
-        str: {
-            vol.Optional("short_description"): str,
-            vol.Optional("description"): vol.Any(str, [str]),
-            vol.Optional("options"): {str: ARG_SPEC},
-        }
-    },
-    vol.Optional("galaxy_info"): dict,
-    vol.Optional("description"): str,
-}
-
-PLAY = {
-    vol.Required("hosts"): vol.Any(Str, [Str]),
-    vol.Optional("name"): Str,
-    vol.Optional("vars"): VarsMap,
-    vol.Optional("vars_files"): StrList,
-    vol.Optional("roles"): list,
-    vol.Optional("pre_tasks"): list,
-    vol.Optional("tasks"): list,
-    vol.Optional("post_tasks"): list,
-    vol.Optional("handlers"): list,
-    vol.Optional("gather_facts"): Bool,
-    vol.Optional("force_handlers"): Bool,
-    vol.Optional("environment"): EnvMap,
-    vol.Optional("tags"): StrList,
-}
-
-INVENTORY_GROUP: dict[Any, Any] = {
-    vol.Optional("hosts"): vol.Any(None, {str: vol.Any(None, dict)}),
-    vol.Optional("vars"): vol.Any(None, VarsMap),
-    vol.Optional("children"): vol.Any(None, {str: vol.Any(None, dict)}),
-}
+__all__ += [
+    "ARG_SPEC", "BAD_VAR_NAME", "HEALTH", "HEALTH_FIELDS", "INVENTORY_GROUP", "PLAY", "ROLE_META",
+    "TASK_KEYWORD_SCHEMAS", "Bool", "EnvMap", "Expr", "Number", "PosNumber", "Str", "StrList",
+    "TemplateStr", "VarsMap",
+]

@@ -52,7 +52,10 @@ class TaskLoader:
     ) -> tuple[Task, ...]:
         items = S.require_list(items, what="a task list", pos=position_of(items))
         out: list[Task] = []
-        for item in items:
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):  # `- null`, `- 3`: no position of their own
+                kind = "handler" if handler else "task"
+                S.require_mapping(item, what=f"a {kind}", pos=items.position_of(index) if isinstance(items, YList) else position_of(items))
             task = self.task(item, basedir, scope, where, handler=handler)
             if task.action == "import_tasks":
                 out.extend(self._import_tasks(task, basedir, scope, where))
