@@ -59,34 +59,36 @@ def to_bool(value: Any) -> bool:
     raise FilterArgumentError(f"cannot interpret {value!r} as a boolean")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A JSON/YAML-safe copy of a rendered value (placeholders shown as their text); templates'
+    to_json/to_yaml and the run record share it."""
     from engine.template import Unknown
 
     if isinstance(value, Unknown):
         return str(value)  # a dry-run shows `<registered: x>` where the run has the value
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, str):
         return str(value)
     return value
 
 
 def to_json(value: Any, **kw: Any) -> str:
-    return json.dumps(_plain(value), sort_keys=kw.pop("sort_keys", False), **kw)
+    return json.dumps(plain(value), sort_keys=kw.pop("sort_keys", False), **kw)
 
 
 def to_nice_json(value: Any, indent: int = 4, **kw: Any) -> str:
-    return json.dumps(_plain(value), indent=indent, sort_keys=True, **kw)
+    return json.dumps(plain(value), indent=indent, sort_keys=True, **kw)
 
 
 def to_yaml(value: Any, **kw: Any) -> str:
-    return yaml.safe_dump(_plain(value), default_flow_style=kw.pop("default_flow_style", None), **kw)
+    return yaml.safe_dump(plain(value), default_flow_style=kw.pop("default_flow_style", None), **kw)
 
 
 def to_nice_yaml(value: Any, indent: int = 2, **kw: Any) -> str:
-    return yaml.safe_dump(_plain(value), indent=indent, default_flow_style=False, sort_keys=False, **kw)
+    return yaml.safe_dump(plain(value), indent=indent, default_flow_style=False, sort_keys=False, **kw)
 
 
 def from_yaml(value: str) -> Any:

@@ -7,22 +7,10 @@ from typing import Any
 
 from engine.actions.base import Result
 from engine.errors import ValidationError
+from engine.filters import plain as _plain
 from engine.template import Unknown
 
 RESULT_KEYS_HIDDEN_BY_NO_LOG = ("stdout", "stderr", "stdout_lines", "stderr_lines", "msg", "cmd", "json", "content")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Unknown):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
 
 
 def has_unknown(value: Any) -> bool:
