@@ -124,9 +124,10 @@ class PlannerMixin(KeywordsMixin):
             raise exc.with_context(task.where()) from None
 
     def _record_step(self, step: PlanStep) -> None:
+        record = step.to_dict()
         if self.plan:
-            self.plan[-1]["steps"].append(step.to_dict())
-        self.sink.emit("plan_step", **step.to_dict())
+            self.plan[-1]["steps"].append(record)
+        self.sink.emit("plan_step", **record)
 
 class _NoTransport:
     """The transport a planning action gets in a dry-run: using it is a bug."""
