@@ -62,6 +62,9 @@ def to_bool(value: Any) -> bool:
 def plain(value: Any) -> Any:
     """A JSON/YAML-safe copy of a rendered value (placeholders shown as their text); templates'
     to_json/to_yaml and the run record share it."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value  # the leaves, most of a plan: no import, no isinstance chain
     from engine.template import Unknown
 
     if isinstance(value, Unknown):
