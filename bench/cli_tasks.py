@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ssh_tasks import commands, ensure_clean_user, sshd_env  # noqa: E402
+from ssh_tasks import commands, ensure_clean_user, sshd_env
 
 REPO = Path(__file__).resolve().parents[1]
 ANSIBLE = REPO / ".venv-ansible" / "bin" / "ansible-playbook"
