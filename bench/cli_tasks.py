@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,6 +102,9 @@ def measure(profile: str, args: argparse.Namespace, sshd: dict[str, str]) -> dic
     workdir = Path(tempfile.mkdtemp(prefix=f"smlplay-cli-bench-{profile}-"))
     write_workload(workdir, cfg)
     env = {**os.environ, "PYTHONPATH": str(REPO), "SMLPLAY_RUNS_DIR": str(workdir / "runs")}
+    # as on a user's machine: bytecode is cached (the warm-up round writes it); with
+    # PYTHONDONTWRITEBYTECODE=1 (set in some shells here) every run recompiles the engine
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     argvs = {
         "smlplay": [*smlplay_argv(), "run", "playbook.yaml", "-i", "inventory.yaml"],
         "floor": [sys.executable, str(REPO / "bench" / "ssh_tasks.py"), "--child", "floor", "--cfg", json.dumps(cfg)],
@@ -119,6 +123,7 @@ def measure(profile: str, args: argparse.Namespace, sshd: dict[str, str]) -> dic
             if rnd > 0:
                 runs[variant].append(marks)
             print(f"{profile} round {rnd} {variant:8s} {marks['wall_s']:6.2f} s wall {marks['cpu_s']:6.2f} s CPU", file=sys.stderr, flush=True)
+    shutil.rmtree(workdir, ignore_errors=True)
     return runs
 
 

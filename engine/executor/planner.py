@@ -17,7 +17,6 @@ from engine.executor.results import _describe_args, _plain
 from engine.health import HealthSpec
 from engine.load.yaml import position_of
 from engine.model import Task
-from engine.slurm.srun import ContainerFlags
 from engine.template import Unknown, UnknownValue
 from engine.vars import VarScope
 
@@ -101,6 +100,8 @@ class PlannerMixin(KeywordsMixin):
         cv = self._connection_vars(host)
         kind = cv.get("connection", "local")
         if kind == "srun":
+            from engine.slurm.srun import ContainerFlags  # the Slurm package: srun hosts only
+
             try:
                 runtime = ContainerFlags.from_vars(cv.get("container")).runtime
             except ValidationError:

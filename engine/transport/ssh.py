@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import TransportError, UnreachableError, ValidationError
+from engine.transport import _paramiko
 from engine.transport._shell import (
     LOST_RC,
     Framed,
@@ -201,6 +202,7 @@ def _load_ssh_config(path: str | None) -> paramiko.SSHConfig | None:
     full = os.path.expanduser(path)
     if not os.path.isfile(full):
         return None
+    _paramiko.load()  # without invoke
     import paramiko
 
     return paramiko.SSHConfig.from_path(full)
@@ -293,6 +295,7 @@ class _HostKeyPolicy:
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
+        _paramiko.load()  # without invoke
         import paramiko
 
         if self.strict:
@@ -321,6 +324,7 @@ def _open_hop(
     known_hosts: Sequence[str],
 ) -> paramiko.SSHClient:
     """Log in to one server over ``sock``; raise _Retry or UnreachableError."""
+    _paramiko.load()  # without invoke
     import paramiko
 
     client = paramiko.SSHClient()
@@ -418,6 +422,7 @@ def _unreachable(
 
 def _connect_chain(spec: SshHostSpec) -> list[paramiko.SSHClient]:
     """Open the jump hosts then the target; return the clients, target last."""
+    _paramiko.load()  # without invoke
     import paramiko
 
     known_hosts = [*spec.known_hosts, os.path.expanduser(USER_KNOWN_HOSTS), SYSTEM_KNOWN_HOSTS]
@@ -605,6 +610,7 @@ class SshTransport:
                     self._pool.notify_all()
                 return None
             except Exception as exc:
+                _paramiko.load()  # without invoke
                 import paramiko
 
                 with self._pool:
@@ -842,6 +848,7 @@ class SshTransport:
         t = self._transport()
         channel = self._sftp.get_channel() if self._sftp is not None else None
         if channel is None or channel.closed:
+            _paramiko.load()  # without invoke
             import paramiko
 
             try:
@@ -898,6 +905,7 @@ class SshTransport:
         local socket would); a server that forbids forwarding (``AllowTcpForwarding no``)
         raises :class:`TransportError`.
         """
+        _paramiko.load()  # without invoke
         import paramiko
 
         t = self._transport()
