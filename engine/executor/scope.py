@@ -91,7 +91,7 @@ class ScopeMixin(RunnerState):
         # Every plan step asks how its host is reached: resolving the scope each time was a
         # sixth of a 1024-node dry-run. Reuse the answer while what it reads is the same
         # objects (the play's layers, the host's inventory vars and groups, its facts).
-        # Facts count only by name when no connection variable is a template (a register
+        # Only connection facts count when no connection variable is a template (a register
         # on every task would otherwise miss each time).
         cache: dict[str, tuple[bool, list[Any], dict[str, Any]]] = self.__dict__.setdefault("_connection_cache", {})
         hit = cache.get(host)
@@ -108,8 +108,9 @@ class ScopeMixin(RunnerState):
         inv_host = self.inventory.hosts.get(host)
         key: list[Any] = [self._play_layers, inv_host.vars if inv_host else None, len(inv_host.groups) if inv_host else -1]
         for name, value in self._host(host).facts.items():
-            key.append(name)
-            key.append(value if all_facts or is_connection_var(name) else None)
+            if all_facts or is_connection_var(name):
+                key.append(name)
+                key.append(value)
         return key
 
 _ROLE_DEFAULTS: dict[int, tuple[Any, list[Layer]]] = {}
