@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from engine.errors import ValidationError
+from engine.errors import Position, TemplateError, ValidationError
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
 _FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -28,6 +28,15 @@ def parse_duration(value: object, *, what: str = "duration") -> float:
     if pos != len(text) or not text:
         raise ValidationError(f"{what}: cannot read {value!r} as a duration (examples: 30, 30s, 5m, 1h30m)")
     return total
+
+
+def rendered_duration(value: object, *, what: str, pos: Position | None, context: str | None) -> float:
+    """A duration rendered at run time (``delay: "{{ wait }}"``): seconds, or a
+    :class:`TemplateError` at the field that names the task, never a ValueError."""
+    try:
+        return parse_duration(value, what=what)
+    except ValidationError as exc:
+        raise TemplateError(exc.message, pos=pos, context=context) from None
 
 
 def format_duration(seconds: float) -> str:

@@ -73,7 +73,7 @@ class PlannerMixin(KeywordsMixin):
             detail=str(detail),
             pos=f"{task.pos.file}:{task.pos.line}",
             args=_plain(args),
-            health=HealthSpec.from_rendered(health).describe() if health else [],
+            health=HealthSpec.from_rendered(health, source=task.health, context=task.where()).describe() if health else [],
             notify=list(task.notify),
             condition=" and ".join(conditions) or None,
             item=_plain(item),

@@ -23,7 +23,7 @@ from engine.load.yaml import position_of
 from engine.model import Task
 from engine.template import Unknown, UnknownValue
 from engine.transport.base import ProcessRecord
-from engine.units import parse_duration
+from engine.units import parse_duration, rendered_duration
 from engine.vars import VarScope
 
 
@@ -54,7 +54,7 @@ class TaskMixin(HandlersMixin):
                     if r.get("failed") and not self._ignored(task, inherited):
                         break
                     if task.loop_control.pause:
-                        time.sleep(task.loop_control.pause)
+                        time.sleep(rendered_duration(self._render(task.loop_control.pause, iscope, task), what="loop_control.pause", pos=position_of(task.loop_control.pause) or task.pos, context=task.where()))
                 result = {
                     "results": item_results,
                     "changed": any(r.get("changed") for r in item_results),
@@ -170,6 +170,8 @@ class TaskMixin(HandlersMixin):
             except UnknownValue:
                 return planned  # depends on what only the run knows: checked then
             except SmlplayError as exc:
+                if exc.pos is None:  # an assert's condition, rendered: the task as written
+                    exc.pos = task.pos
                 raise exc.with_context(task.where()) from None
             if result.get("failed"):
                 # Goes through rescue/ignore_errors like a real failure; render_plan turns a
@@ -185,7 +187,7 @@ class TaskMixin(HandlersMixin):
             except ValueError:
                 raise TemplateError(f"retries must be a non-negative integer, got {retries_raw!r}", pos=position_of(task.retries) or task.pos, context=task.where()) from None
         retries = retries_raw
-        delay = float(self._render(task.delay, scope, task) or 0)
+        delay = rendered_duration(self._render(task.delay, scope, task) or 0, what="delay", pos=position_of(task.delay) or task.pos, context=task.where())
         attempts = 0
         while True:
             attempts += 1
@@ -243,7 +245,7 @@ class TaskMixin(HandlersMixin):
             return {"failed": True, "msg": f"internal error in action '{act.name}': {type(exc).__name__}: {exc} (traceback in {ctx.log_path})"}
 
     def _health(self, task: Task, host: str, transport: Any, health: Mapping[str, Any], result: Result) -> Result:
-        spec = HealthSpec.from_rendered(health, default_timeout=self.options.health_timeout)
+        spec = HealthSpec.from_rendered(health, default_timeout=self.options.health_timeout, source=task.health, context=task.where())
         watched: ProcessRecord | None = None
         if spec.process:
             watched = self.processes.get(host, spec.process)

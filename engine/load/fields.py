@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
 
-from engine.errors import ValidationError
+from engine.errors import Position, ValidationError
 from engine.load import schema as S
 from engine.load.yaml import YList, YMap, position_of
 from engine.template import check_bare_expression
@@ -29,17 +30,67 @@ CONDITION_KEYWORDS = ("when", "until", "changed_when", "failed_when")
 
 
 def _check_conditions(item: YMap, ctx: str) -> None:
-    """``{{ }}`` in a condition is bad input: report it now, not when (or if) it is evaluated."""
+    """``{{ }}`` in a condition, or a condition that does not parse, is bad input: report it
+    now at the expression, not when (or if) it is evaluated."""
     for keyword in CONDITION_KEYWORDS:
-        value = item.get(keyword)
-        for i, expr in enumerate(value if isinstance(value, list) else [value]):
-            if not isinstance(expr, str):
-                continue
-            pos = position_of(expr) or (value.position_of(i) if isinstance(value, YList) else item.position_of(keyword))
-            try:
-                check_bare_expression(expr, keyword=keyword, pos=pos, error=ValidationError)
-            except ValidationError as exc:
-                raise exc.with_context(ctx) from None
+        check_expressions(item, keyword, keyword, ctx)
+
+
+def check_expressions(mapping: Any, key: str, keyword: str, ctx: str) -> None:
+    """Check the bare expression(s) under ``mapping[key]`` (``when``, ``assert``'s ``that``)."""
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    for i, expr in enumerate(value if isinstance(value, list) else [value]):
+        if not isinstance(expr, str):
+            continue
+        pos = position_of(expr) or (value.position_of(i) if isinstance(value, YList) else _key_pos(mapping, key))
+        try:
+            check_bare_expression(expr, keyword=keyword, pos=pos, error=ValidationError)
+            check_expression_syntax(expr, keyword=keyword, pos=pos)
+        except ValidationError as exc:
+            raise exc.with_context(ctx) from None
+
+
+def _key_pos(mapping: Any, key: str) -> Position | None:
+    found = getattr(mapping, "value_pos", {}).get(key)
+    return found if found is not None else position_of(mapping)
+
+
+def check_expression_syntax(expr: str, *, keyword: str, pos: Position | None) -> None:
+    """A bare expression that Jinja2 cannot parse (``x ===``), reported where it is written.
+
+    Parsing only: filters and tests are looked up when it is evaluated."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.parser import Parser
+
+    source = expr.strip()
+    if not source:
+        raise ValidationError(f"'{keyword}' is an empty expression", pos=pos, hint="write a condition, e.g. result.rc == 0")
+    try:
+        parser = Parser(_syntax_env(), source, state="variable")
+        parser.parse_expression()
+        if not parser.stream.eos:
+            raise TemplateSyntaxError("unexpected text after the expression", parser.stream.current.lineno)
+    except TemplateSyntaxError as exc:
+        raise ValidationError(f"template syntax error in '{keyword}: {source}': {exc.message}", pos=pos) from None
+
+
+@functools.cache
+def _syntax_env() -> Any:
+    import jinja2
+
+    return jinja2.Environment()
+
+
+def positioned_args(args: Any, item: YMap, name: str) -> Any:
+    """The short form's arguments (``command: ""`` -> ``{cmd: ""}``) as a YMap placed at the
+    action's value, so an error in them still has a file:line:col."""
+    if not isinstance(args, dict) or isinstance(args, YMap):
+        return args
+    out = YMap(args)
+    out.pos = item.position_of(name)
+    out.key_pos = {k: item.position_of(name, value=False) for k in args}
+    out.value_pos = {k: item.position_of(name) for k in args}
+    return out
 
 
 

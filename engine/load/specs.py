@@ -56,7 +56,7 @@ LOOP_CONTROL = MappingOf(
         vol.Optional("loop_var"): vol.Match(IDENTIFIER, msg="expected a variable name"),
         vol.Optional("index_var"): vol.Match(IDENTIFIER, msg="expected a variable name"),
         vol.Optional("label"): object,
-        vol.Optional("pause"): Templatable(vol.All(Number, vol.Range(min=0))),
+        vol.Optional("pause"): DURATION,
     },
     "a mapping of loop_var, index_var, label and pause",
 )
