@@ -63,6 +63,7 @@ def _guard(fn: F) -> F:
 def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
     """``-e k=v`` (strings; several per -e), ``-e @file.yaml``, ``-e '{"json": 1}'``;
     later ones win. Dotted keys (``layout.decode.workers=2``) change one nested field."""
+    from engine.load.extravars import check_inline_vars
     from engine.load.yaml import load_file, loads
     from engine.vars import Layer
 
@@ -78,7 +79,7 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
             data = loads(text, "<-e>")
             if not isinstance(data, dict):
                 raise ValidationError(f"-e {raw}: JSON/YAML extra vars must be a mapping")
-            layers.append(Layer("extra vars", "-e (json)", data))
+            layers.append(Layer("extra vars", "-e (json)", check_inline_vars(data, raw)))
         else:
             pairs = {}
             for token in shlex.split(text):
@@ -86,7 +87,7 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
                     raise ValidationError(f"-e {raw!r}: expected key=value, @file.yaml or a JSON mapping")
                 key, _, value = token.partition("=")
                 pairs[key] = value
-            layers.append(Layer("extra vars", f"-e {raw}", pairs))
+            layers.append(Layer("extra vars", f"-e {raw}", check_inline_vars(pairs, raw)))
     return tuple(layers)
 
 

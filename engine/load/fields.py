@@ -129,8 +129,18 @@ def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
     if name in ("include_tasks", "import_tasks"):
         if isinstance(args, str):
             return YMap({"file": args}) if not isinstance(args, YMap) else args
+        if not isinstance(args, dict):
+            raise ValidationError(
+                f"invalid {name}: expected a file name or a mapping with 'file' (got {S._type_name(args)})",
+                pos=position_of(args) or pos, context=ctx, hint=f"{name}: tasks/setup.yaml",
+            )
         return S.validate({vol.Required("file"): str, vol.Optional("apply"): dict}, args, what=name, context=ctx)
     # include_role / import_role
+    if not isinstance(args, str | dict):
+        raise ValidationError(
+            f"invalid {name}: expected a role name or a mapping with 'name' (got {S._type_name(args)})",
+            pos=position_of(args) or pos, context=ctx, hint=f"{name}: {{name: ROLE, tasks_from: FILE}}",
+        )
     if isinstance(args, str):
         out = YMap({"name": args})
         out.pos = pos

@@ -24,7 +24,9 @@ from engine.load.types import (
     OneOf,
     Port,
     Regex,
+    StrOrList,
     Templatable,
+    VarName,
     is_template,
 )
 
@@ -53,8 +55,8 @@ ENVIRONMENT = MappingOf(EnvMap, "a mapping of environment variable names to valu
 
 LOOP_CONTROL = MappingOf(
     {
-        vol.Optional("loop_var"): vol.Match(IDENTIFIER, msg="expected a variable name"),
-        vol.Optional("index_var"): vol.Match(IDENTIFIER, msg="expected a variable name"),
+        vol.Optional("loop_var"): VarName(),
+        vol.Optional("index_var"): VarName(),
         vol.Optional("label"): object,
         vol.Optional("pause"): DURATION,
     },
@@ -107,9 +109,9 @@ TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
     "when": Expr,
     "loop": vol.Any(list, str),
     "loop_control": LOOP_CONTROL,
-    "register": vol.Match(IDENTIFIER, msg="expected a variable name"),
+    "register": VarName(),
     "until": Expr,
-    "retries": vol.Any(vol.All(int, vol.Range(min=0)), TemplateStr),
+    "retries": Templatable(IntRange(0, None, "a whole number of retries")),
     "delay": DURATION,
     "changed_when": Expr,
     "failed_when": Expr,
@@ -134,12 +136,12 @@ HANDLER_RULE = AtLeastOne("name", "listen", hint="give the handler a 'name' (or 
 
 ROLE_ARG_TYPES = ("str", "int", "float", "bool", "list", "dict", "path", "raw")
 ARG_SPEC = {
-    vol.Optional("type"): vol.In(ROLE_ARG_TYPES),
+    vol.Optional("type"): OneOf(ROLE_ARG_TYPES),
     vol.Optional("required"): Bool,
     vol.Optional("default"): object,
     vol.Optional("choices"): list,
     vol.Optional("description"): vol.Any(str, [str]),
-    vol.Optional("elements"): vol.In(ROLE_ARG_TYPES),
+    vol.Optional("elements"): OneOf(ROLE_ARG_TYPES),
     vol.Optional("options"): dict,
 }
 ROLE_META = {
@@ -159,7 +161,7 @@ ROLE_META = {
 
 TASK_LIST = ListOf(object, "a list of tasks")
 PLAY = {
-    vol.Required("hosts"): vol.Any(Str, ListOf(Str, "a host pattern or a list of them")),
+    vol.Required("hosts"): StrOrList("a host pattern or a non-empty list of them"),
     vol.Optional("name"): Str,
     vol.Optional("vars"): VARS,
     vol.Optional("vars_files"): StrList,

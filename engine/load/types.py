@@ -101,6 +101,41 @@ class NonEmptyStr(Type):
         return value
 
 
+class VarName(Type):
+    """A variable name (``register:``, ``loop_var:``): letters, digits and ``_``."""
+
+    expected = "a variable name (letters, digits and '_', not starting with a digit)"
+    json_schema = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+
+    def __call__(self, value: Any) -> str:
+        import re
+
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise Invalid(f"expected {self.expected}")
+        return value
+
+
+class StrOrList(Type):
+    """A non-empty string or a non-empty list of them (``assert``'s ``that``, ``hosts``)."""
+
+    def __init__(self, what: str) -> None:
+        self.expected = what
+        item = {"type": "string", "pattern": r"\S"}
+        self.json_schema = {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}], "description": what}
+
+    def __call__(self, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise Invalid(f"expected {self.expected} (got an empty list)")
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item.strip():
+                raise Invalid(f"expected {self.expected}", [i] if isinstance(value, list) else None)
+        return value
+
+    def __repr__(self) -> str:
+        return f"StrOrList({self.expected!r})"
+
+
 class OneOf(Type):
     """One of a fixed set of names; a near miss gets "did you mean"."""
 

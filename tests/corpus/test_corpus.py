@@ -75,7 +75,7 @@ def _params() -> list[Any]:
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 70, f"{len(CASES)} cases"
+    assert len(CASES) >= 150, f"{len(CASES)} cases"
 
 
 def _check(expect: dict[str, Any], out: Outcome) -> None:

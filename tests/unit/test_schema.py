@@ -133,7 +133,7 @@ def test_play_vars_bad_name_points_at_the_key() -> None:
 @pytest.mark.parametrize(
     ("keyword", "value", "message"),
     [
-        ("retries", "[1]", "expected int"),
+        ("retries", "[1]", "expected a whole number of retries"),
         ("retries", "-1", "retries"),
         ("delay", "-2", "delay"),
         ("ignore_errors", "3", "expected bool"),
@@ -229,4 +229,4 @@ def test_role_meta_argument_spec_types() -> None:
     )
     err = _err(S.ROLE_META, meta)
     assert err.pos == Position("m.yaml", 5, 15)
-    assert "value must be one of" in err.message
+    assert "expected one of: str, int" in err.message and err.hint == "did you mean 'int'?"
