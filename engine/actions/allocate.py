@@ -29,7 +29,7 @@ import voluptuous as vol
 
 from engine.actions.base import ActionContext, Result, action
 from engine.errors import ValidationError
-from engine.load.types import Duration, OneOf
+from engine.load.types import Duration, IntRange, Nullable, OneOf
 from engine.schedulers import SCHEDULERS, Allocation, AllocationSpec, Hooks, Layout
 from engine.schedulers.base import ADOPT_ENV
 from engine.slurm.request import AllocationRequest
@@ -37,7 +37,6 @@ from engine.units import parse_duration
 
 #: The arguments that make up the Slurm request (``time`` is sbatch's name for time_limit).
 _REQUEST_FIELDS = frozenset({f.name for f in fields(AllocationRequest)} - {"time_limit"} | {"time"})
-_POSITIVE = vol.All(int, vol.Range(min=1))
 _DURATION = Duration()
 
 
@@ -58,8 +57,8 @@ def _describe(args: dict[str, Any]) -> str:
     "slurm_allocate",
     {
         vol.Optional("scheduler"): OneOf(sorted(SCHEDULERS)),
-        vol.Optional("nodes"): vol.Any(None, _POSITIVE),
-        vol.Optional("gpus_per_node"): vol.Any(None, vol.All(int, vol.Range(min=0))),
+        vol.Optional("nodes"): Nullable(IntRange(1, None, "a number of nodes")),
+        vol.Optional("gpus_per_node"): Nullable(IntRange(0, None, "a number of GPUs per node")),
         vol.Optional("partition"): vol.Any(None, str),
         vol.Optional("account"): vol.Any(None, str),
         vol.Optional("qos"): vol.Any(None, str),

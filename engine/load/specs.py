@@ -14,6 +14,8 @@ import voluptuous as vol
 
 from engine.load.types import (
     AtLeastOne,
+    Boolean,
+    Condition,
     Duration,
     IntRange,
     ListOf,
@@ -39,18 +41,18 @@ def TemplateStr(value: Any) -> str:
 
 
 Str = vol.All(str, vol.Length(min=1))
-StrList = vol.Any(Str, [Str])
-Expr = vol.Any(str, bool, [vol.Any(str, bool)])
+StrList = StrOrList("a name or a list of names", empty=True)
+Expr = Condition()
 Number = vol.Any(int, float)
 PosNumber = vol.All(Number, vol.Range(min=0))
-Bool = bool
+Bool = Boolean()
 DURATION = Templatable(Duration())
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: VarsMap's key error; to_validation_error recognises it to point at the key.
 BAD_VAR_NAME = "not a valid variable name"
 VarsMap = vol.Schema({vol.Match(IDENTIFIER, msg=BAD_VAR_NAME): object})
 VARS = MappingOf(VarsMap, "a mapping of variable names to values")
-EnvMap = vol.Schema({str: vol.Any(str, int, float, bool)})
+EnvMap = vol.Schema({str: vol.Any(str, int, float, bool, msg="expected a string, number or boolean")})
 ENVIRONMENT = MappingOf(EnvMap, "a mapping of environment variable names to values")
 
 LOOP_CONTROL = MappingOf(
@@ -105,7 +107,7 @@ HEALTH = vol.All(
 )
 
 TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
-    "name": Str,
+    "name": NonEmptyStr(),
     "when": Expr,
     "loop": vol.Any(list, str),
     "loop_control": LOOP_CONTROL,
@@ -115,13 +117,13 @@ TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
     "delay": DURATION,
     "changed_when": Expr,
     "failed_when": Expr,
-    "ignore_errors": vol.Any(Bool, TemplateStr),
+    "ignore_errors": Templatable(Bool),
     "notify": StrList,
     "tags": StrList,
     "vars": VARS,
     "environment": vol.Any(ENVIRONMENT, TemplateStr),
     "timeout": DURATION,
-    "run_once": vol.Any(Bool, TemplateStr),
+    "run_once": Templatable(Bool),
     "delegate_to": NonEmptyStr(),
     "no_log": Bool,
     "check_mode": Bool,
@@ -162,7 +164,7 @@ ROLE_META = {
 TASK_LIST = ListOf(object, "a list of tasks")
 PLAY = {
     vol.Required("hosts"): StrOrList("a host pattern or a non-empty list of them"),
-    vol.Optional("name"): Str,
+    vol.Optional("name"): NonEmptyStr(),
     vol.Optional("vars"): VARS,
     vol.Optional("vars_files"): StrList,
     vol.Optional("roles"): ListOf(vol.Any(Str, dict), "a list of role names or {role: NAME, ...} entries"),
@@ -189,7 +191,7 @@ CONNECTION_VARS: dict[Any, Any] = {
     vol.Optional("ssh_key"): Templatable(NonEmptyStr()),
     vol.Optional("ssh_jump"): Nullable(str),
     vol.Optional("ssh_known_hosts"): vol.Any(str, [str]),
-    vol.Optional("ssh_strict_host_key_checking"): Templatable(bool),
+    vol.Optional("ssh_strict_host_key_checking"): Templatable(Bool),
     vol.Optional("ssh_connect_timeout"): Templatable(vol.All(Number, vol.Range(min=0, min_included=False))),
     vol.Optional("ssh_retries"): Templatable(IntRange(0)),
     vol.Optional("ssh_max_shells"): Templatable(IntRange(1)),

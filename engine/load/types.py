@@ -115,18 +115,50 @@ class VarName(Type):
         return value
 
 
+class Boolean(Type):
+    """``true`` or ``false``; ``yes``/``no`` are strings in YAML 1.2, so say so."""
+
+    expected = "true or false"
+    json_schema = {"type": "boolean"}
+
+    def __call__(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        word = value.strip().lower() if isinstance(value, str) else None
+        hint = None
+        if word in ("yes", "no", "on", "off", "y", "n"):
+            hint = f"write {'true' if word in ('yes', 'on', 'y') else 'false'}: '{value}' is a string in YAML 1.2"
+        raise Invalid(f"expected {self.expected}", hint=hint)
+
+
+class Condition(Type):
+    """What ``when``/``until``/``failed_when`` take: a bare expression, a boolean, or a list."""
+
+    expected = "a condition (a bare expression like result.rc == 0, or true/false) or a list of them"
+    json_schema = {
+        "anyOf": [{"type": ["string", "boolean"]}, {"type": "array", "items": {"type": ["string", "boolean"]}}],
+        "description": expected,
+    }
+
+    def __call__(self, value: Any) -> Any:
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if not isinstance(item, str | bool):
+                raise Invalid(f"expected {self.expected}", [i] if isinstance(value, list) else None)
+        return value
+
+
 class StrOrList(Type):
     """A non-empty string or a non-empty list of them (``assert``'s ``that``, ``hosts``)."""
 
-    def __init__(self, what: str) -> None:
-        self.expected = what
+    def __init__(self, what: str, *, empty: bool = False) -> None:
+        self.expected, self.empty = what, empty
         item = {"type": "string", "pattern": r"\S"}
-        self.json_schema = {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}], "description": what}
+        self.json_schema = {"anyOf": [item, {"type": "array", "items": item, "minItems": 0 if empty else 1}], "description": what}
 
     def __call__(self, value: Any) -> Any:
         items = value if isinstance(value, list) else [value]
-        if not items:
-            raise Invalid(f"expected {self.expected} (got an empty list)")
+        if not items and not self.empty:
+            raise Invalid(f"expected {self.expected}, not an empty list")
         for i, item in enumerate(items):
             if not isinstance(item, str) or not item.strip():
                 raise Invalid(f"expected {self.expected}", [i] if isinstance(value, list) else None)
