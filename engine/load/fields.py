@@ -10,6 +10,7 @@ import voluptuous as vol
 
 from engine.errors import Position, ValidationError
 from engine.load import schema as S
+from engine.load.types import is_template
 from engine.load.yaml import YList, YMap, position_of
 from engine.template import check_bare_expression
 
@@ -36,11 +37,15 @@ def _check_conditions(item: YMap, ctx: str) -> None:
         check_expressions(item, keyword, keyword, ctx)
 
 
-def check_expressions(mapping: Any, key: str, keyword: str, ctx: str) -> None:
-    """Check the bare expression(s) under ``mapping[key]`` (``when``, ``assert``'s ``that``)."""
+def check_expressions(mapping: Any, key: str, keyword: str, ctx: str, *, rendered_first: bool = False) -> None:
+    """Check the bare expression(s) under ``mapping[key]`` (``when``, ``assert``'s ``that``).
+
+    ``rendered_first``: the value is an action argument, rendered before it is evaluated
+    (``that: "{{ a }} == 1"`` works, as in Ansible): only an expression without ``{{ }}``
+    is checked here."""
     value = mapping.get(key) if isinstance(mapping, dict) else None
     for i, expr in enumerate(value if isinstance(value, list) else [value]):
-        if not isinstance(expr, str):
+        if not isinstance(expr, str) or (rendered_first and is_template(expr)):
             continue
         pos = position_of(expr) or (value.position_of(i) if isinstance(value, YList) else _key_pos(mapping, key))
         try:

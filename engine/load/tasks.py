@@ -133,7 +133,7 @@ class TaskLoader:
                     exc.pos = item.position_of(name, value=False)
                 raise
             if name == "assert":
-                check_expressions(args, "that", "assert.that", ctx)
+                check_expressions(args, "that", "assert.that", ctx, rendered_first=True)
         else:
             args = _control_args(name, args, item, ctx)
         loop_control = item.get("loop_control") or {}
