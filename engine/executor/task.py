@@ -132,6 +132,8 @@ class TaskMixin(HandlersMixin):
         if act.name in ("process", "stop") and isinstance(args, Mapping):
             self._book_ports(act.name, args, target, task)
         timeout = self._render(task.timeout, scope, task) if task.timeout is not None else None
+        if timeout is not None and not has_unknown(timeout):  # a dry-run checks it too
+            timeout = rendered_duration(timeout, what="timeout", pos=position_of(task.timeout) or task.pos, context=task.where())
         health = self._render(task.health, scope, task) if task.health else None
         runs_in_dry_run = task.check_mode is False and act.read_only and not self._placeholder(target)
         plan_only = self.options.dry_run and not runs_in_dry_run

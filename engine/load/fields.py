@@ -10,7 +10,8 @@ import voluptuous as vol
 
 from engine.errors import Position, ValidationError
 from engine.load import schema as S
-from engine.load.types import is_template
+from engine.load.specs import VARS
+from engine.load.types import MappingOf, NonEmptyStr, is_template
 from engine.load.yaml import YList, YMap, position_of
 from engine.template import check_bare_expression
 
@@ -125,6 +126,10 @@ def _templatable_value(value: Any) -> Any:
     return value
 
 
+#: ``apply:`` of include_tasks/include_role: keywords for every included task.
+APPLY = MappingOf(dict, "a mapping of task keywords (tags, when, ...) to apply to the included tasks")
+
+
 def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
     pos = item.position_of(name)
     if name == "meta":
@@ -139,7 +144,7 @@ def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
                 f"invalid {name}: expected a file name or a mapping with 'file' (got {S._type_name(args)})",
                 pos=position_of(args) or pos, context=ctx, hint=f"{name}: tasks/setup.yaml",
             )
-        return S.validate({vol.Required("file"): str, vol.Optional("apply"): dict}, args, what=name, context=ctx)
+        return S.validate({vol.Required("file"): NonEmptyStr(), vol.Optional("apply"): APPLY}, args, what=name, context=ctx)
     # include_role / import_role
     if not isinstance(args, str | dict):
         raise ValidationError(
@@ -152,7 +157,7 @@ def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
         out.key_pos, out.value_pos = {}, {"name": pos}
         return out
     return S.validate(
-        {vol.Required("name"): str, vol.Optional("tasks_from"): str, vol.Optional("vars"): dict, vol.Optional("apply"): dict},
+        {vol.Required("name"): NonEmptyStr(), vol.Optional("tasks_from"): NonEmptyStr(), vol.Optional("vars"): VARS, vol.Optional("apply"): APPLY},
         args,
         what=name,
         context=ctx,

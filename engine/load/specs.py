@@ -166,7 +166,7 @@ PLAY = {
     vol.Required("hosts"): StrOrList("a host pattern or a non-empty list of them"),
     vol.Optional("name"): NonEmptyStr(),
     vol.Optional("vars"): VARS,
-    vol.Optional("vars_files"): StrList,
+    vol.Optional("vars_files"): StrOrList("a vars file or a list of them", empty=True),
     vol.Optional("roles"): ListOf(vol.Any(Str, dict), "a list of role names or {role: NAME, ...} entries"),
     vol.Optional("pre_tasks"): TASK_LIST,
     vol.Optional("tasks"): TASK_LIST,
