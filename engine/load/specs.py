@@ -192,7 +192,10 @@ CONNECTION_VARS: dict[Any, Any] = {
     vol.Optional("ssh_jump"): Nullable(str),
     vol.Optional("ssh_known_hosts"): vol.Any(str, [str]),
     vol.Optional("ssh_strict_host_key_checking"): Templatable(Bool),
-    vol.Optional("ssh_connect_timeout"): Templatable(vol.All(Number, vol.Range(min=0, min_included=False))),
+    # a plain number: the ssh transport reads it with float() (not a 30s-style duration)
+    vol.Optional("ssh_connect_timeout"): Templatable(
+        vol.All(Number, vol.Range(min=0, min_included=False), msg="expected a number of seconds (> 0)")
+    ),
     vol.Optional("ssh_retries"): Templatable(IntRange(0)),
     vol.Optional("ssh_max_shells"): Templatable(IntRange(1)),
     vol.Optional("srun_gateway"): Templatable(NonEmptyStr()),
