@@ -3,15 +3,19 @@
 The sandbox is a fresh directory per case: the working directory (a copy of the case),
 ``HOME``, ``TMPDIR`` and ``SMLPLAY_RUNS_DIR`` all live under it, so "nothing written outside
 the run directory" is a comparison of two listings of that tree, and "nothing started" a
-comparison of this process's children before and after (``/proc``, so it sees a child that
-was started and is still running, even one the command forgot to wait for).
+record of the audit events that start a process or connect a socket while the command
+runs (``sys.addaudithook``: a process started and already reaped counts too), plus this
+process's children before and after (``/proc``: one still running).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +48,31 @@ def changed(before: Listing, after: Listing) -> list[str]:
     return out
 
 
+#: Audit events that mean "something was started or contacted": a process, or a socket.
+STARTS = frozenset({"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "pty.spawn", "socket.connect"})
+_recording: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _recording is not None and event in STARTS:
+        _recording.append(f"{event} {str(args[:2])[:200]}")
+
+
+sys.addaudithook(_audit)  # once per process; records only inside recording()
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[str]]:
+    """The start/connect audit events raised in this block (any thread)."""
+    global _recording
+    events: list[str] = []
+    _recording = events
+    try:
+        yield events
+    finally:
+        _recording = None
+
+
 def children() -> set[int]:
     """This process's live child processes (every thread's, from /proc)."""
     out: set[int] = set()
@@ -64,8 +93,9 @@ class Outcome:
     written: list[str] = field(default_factory=list)
     #: every file the command left in the run directory
     run_files: list[str] = field(default_factory=list)
-    #: child processes started and still there when the command returned
-    started: list[int] = field(default_factory=list)
+    #: processes started or sockets connected while it ran (audit events), and child
+    #: processes still there when it returned
+    started: list[str] = field(default_factory=list)
     #: an exception the command raised (not SystemExit): always a bug
     exception: BaseException | None = None
 
@@ -91,7 +121,8 @@ def run_in_sandbox(source: Path, base: Path, argv: list[str]) -> Outcome:
     os.chdir(work)
     tempfile.tempdir = None  # re-read TMPDIR
     try:
-        result = CliRunner().invoke(main, argv, env=env)
+        with recording() as events:
+            result = CliRunner().invoke(main, argv, env=env)
     finally:
         os.chdir(old_cwd)
         tempfile.tempdir = None
@@ -103,6 +134,6 @@ def run_in_sandbox(source: Path, base: Path, argv: list[str]) -> Outcome:
         stderr=result.stderr,
         written=[p for p in changed(before, after) if p not in in_runs],
         run_files=[p for p in after if p.startswith("runs/") and not p.endswith("/")],
-        started=sorted(children() - procs),
+        started=events + [f"child process {pid}" for pid in sorted(children() - procs)],
         exception=None if isinstance(result.exception, SystemExit) else result.exception,
     )

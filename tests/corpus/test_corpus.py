@@ -19,7 +19,8 @@ or vars files where needed) and an ``expect.yaml``:
 
 Every case asserts: exit code 2, the location, the message (and hint), no Python traceback
 and no internal error, nothing started (no child process left), no run record (no
-``state.json``) and no file created, changed or removed outside the run directory (see
+``state.json``), no process started and no socket connected (audit events), and no file
+created, changed or removed outside the run directory (see
 :mod:`tests.corpus.sandbox`: the case's copy, ``HOME`` and ``TMPDIR`` are all inside the
 sandbox, so the comparison covers every place a run could write to).
 
@@ -30,6 +31,7 @@ Python start-up each. ``test_real_cli_subprocess`` runs a few cases through a re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -40,7 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.corpus.sandbox import Outcome, changed, children, listing, run_in_sandbox
+from tests.corpus.sandbox import Outcome, changed, children, listing, recording, run_in_sandbox
 
 CASES_DIR = Path(__file__).parent / "cases"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "expect.yaml").is_file())
@@ -152,6 +154,21 @@ def test_sandbox_sees_a_written_file_and_a_started_process(tmp_path: Path) -> No
         child.kill()
         child.wait()
     assert child.pid not in children()
+
+
+def test_sandbox_records_a_process_or_connection_even_when_it_is_over() -> None:
+    """A process started and reaped, or a socket connected, inside the block is recorded."""
+    import socket
+
+    with recording() as events:
+        subprocess.run(["true"], check=True)
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.connect(("127.0.0.1", 9))
+    assert any(e.startswith("subprocess.Popen") for e in events), events
+    assert any(e.startswith("socket.connect") for e in events), events
+    with recording() as events:
+        pass
+    assert events == []
 
 
 def test_sandbox_reports_a_valid_playbook_as_not_rejected(tmp_path: Path) -> None:
