@@ -13,7 +13,7 @@ from engine.load import schema as S
 from engine.load.specs import VARS
 from engine.load.types import MappingOf, NonEmptyStr, is_template
 from engine.load.yaml import YList, YMap, position_of
-from engine.template import check_bare_expression
+from engine.template import check_bare_expression, literal_backslashes
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
@@ -71,8 +71,9 @@ def check_expression_syntax(expr: str, *, keyword: str, pos: Position | None) ->
     source = expr.strip()
     if not source:
         raise ValidationError(f"'{keyword}' is an empty expression", pos=pos, hint="write a condition, e.g. result.rc == 0")
-    try:
-        parser = Parser(_syntax_env(), source, state="variable")
+    env = _syntax_env()
+    try:  # the text the templar compiles (string literals keep their backslashes)
+        parser = Parser(env, literal_backslashes(env, source, bare=True), state="variable")
         parser.parse_expression()
         if not parser.stream.eos:
             raise TemplateSyntaxError("unexpected text after the expression", parser.stream.current.lineno)
