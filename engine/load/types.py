@@ -98,6 +98,8 @@ class NonEmptyStr(Type):
     def __call__(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise Invalid(f"expected {self.expected}")
+        if "\0" in value:  # no path, argv or URL can hold one: os calls raise ValueError
+            raise Invalid(f"expected {self.expected} without NUL characters")
         return value
 
 
