@@ -57,8 +57,8 @@ def _describe(args: dict[str, Any]) -> str:
     "slurm_allocate",
     {
         vol.Optional("scheduler"): OneOf(sorted(SCHEDULERS)),
-        vol.Optional("nodes"): Nullable(IntRange(1, None, "a number of nodes")),
-        vol.Optional("gpus_per_node"): Nullable(IntRange(0, None, "a number of GPUs per node")),
+        vol.Optional("nodes"): Nullable(IntRange(1, 65536, "a number of nodes")),  # the largest machines have ~10k
+        vol.Optional("gpus_per_node"): Nullable(IntRange(0, 256, "a number of GPUs per node")),
         vol.Optional("partition"): vol.Any(None, str),
         vol.Optional("account"): vol.Any(None, str),
         vol.Optional("qos"): vol.Any(None, str),

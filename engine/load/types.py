@@ -58,7 +58,7 @@ class Duration(Type):
 
     expected = f"a duration: {DURATION_FORMS}"
     json_schema = {
-        "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)?)+\s*$"}],
+        "anyOf": [{"type": "number", "minimum": 0, "maximum": 1e9}, {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)?)+\s*$"}],
         "description": f"a duration: {DURATION_FORMS}",
     }
 
