@@ -151,12 +151,12 @@ def main() -> None:
 
 def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
     from engine import plan as plan_format
-    from engine.executor.run import load, render_plan
+    from engine.executor.run import load, render
 
     inventory = _inventory(kw.get("inventory"), playbook)
     options = _options(**kw)
     book, _inv, loader = load(playbook, inventory)
-    plan = plan_format.relative(render_plan(book, inventory, options, loader), Path(playbook).parent)
+    plan = plan_format.relative(render(book, inventory, options, loader), Path(playbook).parent)
     if out:
         written = plan_format.write_tree(plan, Path(out))
         click.echo(f"wrote {len(written)} files to {out}")
