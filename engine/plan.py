@@ -48,13 +48,15 @@ def _hosts_of(play: dict[str, Any]) -> list[str]:
     return seen or list(play["hosts"])
 
 
-def _step_lines(step: dict[str, Any]) -> list[str]:
+def _step_lines(step: Mapping[str, Any], *, position: bool = True) -> list[str]:
+    """A step as the text plan shows it; ``position=False`` leaves out its file:line (a
+    plan diff compares what runs, not where the task is written)."""
     head = f"- [{step['action']}] {step['task']}"
     if step.get("label") is not None:
         head += f" (item={json.dumps(step['label'], sort_keys=True)})"
     elif step.get("item") is not None:
         head += f" (item={json.dumps(step['item'], sort_keys=True)})"
-    lines = [head, f"    at {step['pos']}"]
+    lines = [head, f"    at {step['pos']}"] if position else [head]
     if step.get("delegate_to"):
         lines.append(f"    on {step['delegate_to']} (delegated)")
     if step.get("via"):

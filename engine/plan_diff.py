@@ -11,30 +11,11 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.plan import RenderedPlan
-
-
-def _step_text(step: Mapping[str, Any]) -> list[str]:
-    head = f"  [{step['action']}] {step['task']}"
-    label = step.get("label") if step.get("label") is not None else step.get("item")
-    if label is not None:
-        head += f" (item={json.dumps(label, sort_keys=True)})"
-    lines = [head]
-    if step.get("delegate_to"):
-        lines.append(f"    on {step['delegate_to']} (delegated)")
-    if step.get("via"):
-        lines.append(f"    via {step['via']}")
-    if step.get("condition"):
-        lines.append(f"    if {step['condition']}")
-    lines += [("    $ " if i == 0 else "      ") + line for i, line in enumerate(str(step["detail"]).splitlines() or [""])]
-    lines += [f"    health: {h}" for h in step.get("health", ())]
-    if step.get("notify"):
-        lines.append(f"    notify: {', '.join(step['notify'])}")
-    return lines
+from engine.plan import RenderedPlan, _step_lines
 
 
 def node_texts(plan: RenderedPlan) -> dict[str, list[str]]:
@@ -47,7 +28,8 @@ def node_texts(plan: RenderedPlan) -> dict[str, list[str]]:
             if last_play.get(step["host"]) != index:
                 last_play[step["host"]] = index
                 lines.append(f"PLAY {play['name']}")
-            lines += _step_text(step)
+            head, *rest = _step_lines(step, position=False)
+            lines += ["  " + head.removeprefix("- "), *rest]
     for tier in plan.teardown_section()["tiers"]:
         for entry in tier["entries"]:
             lines = out.setdefault(entry["host"], [])
