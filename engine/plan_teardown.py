@@ -14,10 +14,7 @@ from typing import Any
 from engine.executor.teardown import TeardownStack
 from engine.undo import TIERS
 
-WHEN = (
-    "when the run ends, fails or is interrupted (Ctrl-C); not with --keep-running, "
-    "where `smlplay down RUN` does it later"
-)
+WHEN = "when the run ends, fails or is interrupted; with --keep-running, at `smlplay down RUN` instead"
 
 
 def _handlers(plays: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -38,7 +35,14 @@ def _handlers(plays: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def section(plays: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The section as data (what ``--format json`` prints under ``teardown``)."""
-    stack = TeardownStack(entries=[dict(e) for e in entries])
+    stops = {
+        (s["host"], str((s.get("args") or {}).get("name"))): s["task"]
+        for play in plays
+        for s in play["steps"]
+        if s["action"] == "stop" and isinstance(s.get("args"), Mapping)
+    }
+    marked = [{**e, "stopped_by": stops[(e["host"], e["name"])]} if e.get("kind") == "process" and (e["host"], e["name"]) in stops else dict(e) for e in entries]
+    stack = TeardownStack(entries=marked)
     tiers = [{"tier": tier, "holds": TIERS.get(tier, "other"), "entries": list(group)} for tier, group in stack.tiers()]
     return {"when": WHEN, "handlers": _handlers(plays), "tiers": tiers}
 
@@ -72,6 +76,8 @@ def text_lines(data: Mapping[str, Any]) -> list[str]:
             out.append(f"        registered by '{e.get('task', '?')}' at {e.get('pos', '?')}")
             if e.get("condition"):
                 out.append(f"        if {e['condition']}")
+            if e.get("stopped_by"):
+                out.append(f"        stopped earlier by task '{e['stopped_by']}' (then teardown finds it gone)")
             out.extend(f"        $ {line}" for line in e.get("how", ()))
     return out
 
@@ -88,6 +94,7 @@ def markdown_lines(data: Mapping[str, Any]) -> list[str]:
         out += [f"### Tier {tier['tier']}: {tier['holds']}", ""]
         for e in tier["entries"]:
             cond = f", if `{e['condition']}`" if e.get("condition") else ""
+            cond += f", stopped earlier by `{e['stopped_by']}`" if e.get("stopped_by") else ""
             out.append(f"- **{e['label']}** (from `{e.get('task', '?')}`, {e.get('pos', '?')}{cond})")
             out += ["", "  ```", *(f"  {line}" for line in e.get("how", ())), "  ```", ""]
     if not data["tiers"]:

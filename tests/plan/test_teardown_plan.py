@@ -93,6 +93,20 @@ def test_a_plan_without_teardown_says_so(tmp_path: Path) -> None:
     assert "nothing registered: the run starts no background process and allocates nothing" in text
 
 
+def test_a_process_a_task_stops_is_marked(tmp_path: Path) -> None:
+    book = tmp_path / "stop.yaml"
+    book.write_text(
+        "- hosts: localhost\n  tasks:\n"
+        "    - name: start it\n      process: {name: sleeper, cmd: exec sleep 60, grace: 2s, tier: 0}\n"
+        "    - name: stop it\n      stop: {name: sleeper}\n"
+    )
+    text = _render(str(book))
+    section = text[text.index("TEARDOWN ("):]
+    assert "  TIER 0 (benchmarks and clients)\n    - stop sleeper@localhost\n" in section
+    assert "stopped earlier by task 'stop it' (then teardown finds it gone)" in section
+    assert "wait up to 2s (grace)" in section
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
