@@ -113,7 +113,8 @@ def follow_run(
         from engine.runstatus import process_rows
 
         now = RunRecord.open(str(record.path))
-        return now.owner_alive() or (now.status == "kept-running" and any(r.state == "running" for r in process_rows(now)))
+        # a process this machine cannot check ("recorded") may run: follow until `down`
+        return now.owner_alive() or (now.status == "kept-running" and any(r.state != "exited" for r in process_rows(now)))
 
     alive = running or still_running
     for line in follower.poll():

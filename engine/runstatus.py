@@ -3,7 +3,8 @@
 A process's state is checked where that costs nothing: a process (or an srun step's
 client) started on this machine is looked up by pid, and only if the pid was recorded on
 this boot (a detached run's processes live on the job's node, where the pid means
-nothing here). Others show as ``recorded`` unless ``probe`` asks their transports.
+nothing here). Others show as ``recorded`` unless ``probe`` asks their transports (an SSH round trip
+per process), which ``smlplay status`` does unless told ``--no-probe``.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def process_rows(record: RunRecord, *, probe: bool = False, now: float | None = 
         for proc in sorted(procs, key=lambda p: (p.tier, p.host, p.name)):
             alive = _alive_here(proc, boot)
             state = "recorded"
-            if alive is None and pool is not None:
+            if alive is None and pool is not None and proc.host in record.state.get("hosts", {}):
                 try:
                     alive = pool.get(proc.host).alive(proc)
                 except Exception:  # the host went away, or cannot be reached from here

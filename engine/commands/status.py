@@ -12,7 +12,7 @@ from engine.cli import _guard
 @click.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True, help="A table for people, or JSON.")
-@click.option("--probe", is_flag=True, help="Also ask remote hosts (SSH, srun through a remote gateway) whether each process still runs.")
+@click.option("--probe/--no-probe", default=True, show_default=True, help="Ask remote hosts (SSH, srun through an SSH gateway) whether each process still runs; else only processes of this machine are checked.")
 @_guard
 def status(run_id: str, output: str, probe: bool) -> None:
     """Show a run's status, its processes (node, step, state, uptime, log) and pending teardown."""
@@ -25,7 +25,8 @@ def status(run_id: str, output: str, probe: bool) -> None:
         from engine.executor.detach import detached_job_state
 
         job_state = detached_job_state(record)
-    data = status_data(record, probe=probe, job_state=job_state)
+    # a detached run's processes are checked from inside its job, not from here
+    data = status_data(record, probe=probe and not record.state.get("detached"), job_state=job_state)
     if output == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
