@@ -61,7 +61,7 @@ def _side_name(playbook: str, inventory: str | None, extra: tuple[str, ...]) -> 
 @click.option("--out", type=click.Path(file_okay=False), help="Write one file per host/step here.")
 @click.option("--diff", "other", type=click.Path(dir_okay=False), metavar="OTHER", help="Show what changes on which node from PLAYBOOK to OTHER (rendered with the same -i and -e); exit 1 if they differ, like diff.")
 @click.option("--diff-against", "against", metavar="RUN", help="Show what changes on which node from the plan RUN recorded to PLAYBOOK's plan now.")
-@click.option("--diff-extra-vars", "-E", "other_vars", multiple=True, help="Extra vars of the other side only, after -e (e.g. `render A.yaml -E tp=4` compares A with A at tp=4).")
+@click.option("--diff-extra-vars", "-E", "other_vars", multiple=True, help="Extra vars of the other side only, after -e (`render A.yaml -E layout.decode.tp=4` compares A with A at decode TP 4).")
 @click.option("--diff-inventory", "other_inventory", help="Inventory of the other side (default: the same as -i).")
 @_guard
 def render(playbook: str, fmt: str, out: str | None, other: str | None, against: str | None, other_vars: tuple[str, ...], other_inventory: str | None, **kw: Any) -> None:
@@ -73,6 +73,8 @@ def render(playbook: str, fmt: str, out: str | None, other: str | None, against:
         return
     if other and against:
         raise ValidationError("--diff and --diff-against are alternatives: give one")
+    if against and (other_vars or other_inventory):
+        raise ValidationError("-E/--diff-inventory set the other playbook's side; with --diff-against the other side is the recorded run", hint="use -e to change the side rendered now")
     if out:
         raise ValidationError("--out writes a plan; it does not go with --diff", hint="render each side with --out to two directories and `diff -r` them")
     from engine import plan_diff

@@ -90,3 +90,5 @@ def test_bad_diff_options_are_usage_errors(tmp_path: Path) -> None:
     assert out.exit_code == 2 and "alternatives" in out.output
     out = CliRunner().invoke(main, ["render", *CLUSTER, "--diff-against", str(tmp_path / "nope")])
     assert out.exit_code == 2
+    out = CliRunner().invoke(main, ["render", *CLUSTER, "--diff-against", "last", "-E", "layout.decode.tp=4"])
+    assert out.exit_code == 2 and "recorded run" in out.output
