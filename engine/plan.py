@@ -27,9 +27,10 @@ class RenderedPlan:
 
     plays: list[dict[str, Any]]
     teardown: list[dict[str, Any]] = field(default_factory=list)
+    keep_running: bool = False  # rendered for --keep-running: teardown waits for `down`
 
     def teardown_section(self) -> dict[str, Any]:
-        return plan_teardown.section(self.plays, self.teardown)
+        return plan_teardown.section(self.plays, self.teardown, keep_running=self.keep_running)
 
     def to_dict(self) -> dict[str, Any]:
         return {"plays": list(self.plays), "teardown": self.teardown_section()}
@@ -37,7 +38,8 @@ class RenderedPlan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RenderedPlan:
         """A recorded ``plan.json`` (runs before the teardown was recorded have none)."""
-        return cls(list(data.get("plays", [])), plan_teardown.entries_of(data.get("teardown") or {}))
+        teardown = data.get("teardown") or {}
+        return cls(list(data.get("plays", [])), plan_teardown.entries_of(teardown), teardown.get("when") == plan_teardown.WHEN_KEPT)
 
 
 def _hosts_of(play: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from engine.executor.teardown import TeardownStack
 from engine.undo import TIERS
 
 WHEN = "when the run ends, fails or is interrupted; with --keep-running, at `smlplay down RUN` instead"
+WHEN_KEPT = "--keep-running: not when the run ends (unless it fails or is interrupted); `smlplay down RUN` does it"
 
 
 def _handlers(plays: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -33,7 +34,7 @@ def _handlers(plays: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def section(plays: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def section(plays: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]], *, keep_running: bool = False) -> dict[str, Any]:
     """The section as data (what ``--format json`` prints under ``teardown``)."""
     stops = {
         (s["host"], str((s.get("args") or {}).get("name"))): s["task"]
@@ -44,7 +45,7 @@ def section(plays: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, A
     marked = [{**e, "stopped_by": stops[(e["host"], e["name"])]} if e.get("kind") == "process" and (e["host"], e["name"]) in stops else dict(e) for e in entries]
     stack = TeardownStack(entries=marked)
     tiers = [{"tier": tier, "holds": TIERS.get(tier, "other"), "entries": list(group)} for tier, group in stack.tiers()]
-    return {"when": WHEN, "handlers": _handlers(plays), "tiers": tiers}
+    return {"when": WHEN_KEPT if keep_running else WHEN, "handlers": _handlers(plays), "tiers": tiers}
 
 
 def entries_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:

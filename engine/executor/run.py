@@ -97,7 +97,7 @@ def render(
     for host, error in runner.plan_failures:
         if runner.hosts[host].failed:
             raise error  # a check that fails whatever happens at run time (assert, fail)
-    return RenderedPlan(runner.plan, runner.teardown.entries())
+    return RenderedPlan(runner.plan, runner.teardown.entries(), keep_running=options.keep_running)
 
 
 class _SignalHandler:

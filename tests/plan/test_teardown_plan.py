@@ -93,6 +93,11 @@ def test_a_plan_without_teardown_says_so(tmp_path: Path) -> None:
     assert "nothing registered: the run starts no background process and allocates nothing" in text
 
 
+def test_keep_running_says_when_the_teardown_happens() -> None:
+    text = _render("playbooks/demo-service.yaml", "--keep-running")
+    assert "TEARDOWN (--keep-running: not when the run ends (unless it fails or is interrupted); `smlplay down RUN` does it)" in text
+
+
 def test_a_process_a_task_stops_is_marked(tmp_path: Path) -> None:
     book = tmp_path / "stop.yaml"
     book.write_text(
