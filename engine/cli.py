@@ -150,20 +150,6 @@ def main() -> None:
     """smlplay: playbooks that bring up LLM inference stacks on Slurm clusters."""
 
 
-def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
-    from engine import plan as plan_format
-    from engine.executor.run import load, render_plan
-
-    inventory = _inventory(kw.get("inventory"), playbook)
-    options = _options(**kw)
-    book, _inv, loader = load(playbook, inventory)
-    plan = plan_format.relative(render_plan(book, inventory, options, loader), Path(playbook).parent)
-    if out:
-        written = plan_format.write_tree(plan, Path(out))
-        click.echo(f"wrote {len(written)} files to {out}")
-    click.echo(plan_format.FORMATS[fmt](plan), nl=False)
-
-
 @main.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @common_options
@@ -192,7 +178,9 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
         run_sweep_command(playbook, sweeps, zip_axes=zip_axes, fail_fast=fail_fast, dry_run=dry_run, fmt=fmt, output=output, **kw)
         return
     if dry_run:
-        _render(playbook, fmt, out, **kw)
+        from engine.commands.render import print_plan
+
+        print_plan(playbook, fmt, out, **kw)
         return
     from engine.display import JsonDisplay, TextDisplay
     from engine.executor.run import execute
@@ -209,17 +197,6 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
 
         report_run(outcome.run_dir)
     sys.exit(outcome.exit_code)
-
-
-@main.command()
-@click.argument("playbook", type=click.Path(dir_okay=False))
-@common_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
-@click.option("--out", type=click.Path(file_okay=False), help="Write one file per host/step here.")
-@_guard
-def render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
-    """Render PLAYBOOK without running anything (same as run --dry-run)."""
-    _render(playbook, fmt, out, **kw)
 
 
 @main.command()
@@ -331,67 +308,6 @@ def runs_cmd() -> None:
 @main.command()
 @click.argument("run_id", metavar="RUN")
 @_guard
-def status(run_id: str) -> None:
-    """Show a run's status, live processes and pending teardown."""
-    from engine.runs import RunRecord
-
-    record = RunRecord.open(run_id)
-    s = record.state
-    click.echo(f"run {record.id}: {record.status}  ({s.get('playbook')})")
-    if s.get("detached"):
-        from engine.executor.detach import detached_job_state
-
-        click.echo(f"  detached: job {s.get('job_id')} through {s.get('gateway')}: {detached_job_state(record)}")
-    click.echo(f"  directory: {record.path}")
-    for proc in s.get("processes", []):
-        click.echo(f"  process {proc['name']}@{proc['host']} {dict(proc['handle'])} log={proc['log']}")
-    for entry in s.get("teardown", []):
-        click.echo(f"  teardown tier {entry.get('tier')}: {entry.get('label')}")
-    for pending in s.get("pending_handlers", []):
-        click.echo(f"  pending handler: {pending.get('handler')} on {pending.get('host')}")
-    if s.get("recap"):
-        for host, stats in s["recap"].items():
-            click.echo(f"  {host}: " + " ".join(f"{k}={v}" for k, v in sorted(stats.items())))
-
-
-@main.command()
-@click.argument("run_id", metavar="RUN")
-@click.option("--task", help="Only logs of tasks whose name contains this.")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
-@_guard
-def logs(run_id: str, task: str | None, follow: bool) -> None:
-    """Print a run's task and process logs."""
-    import time
-
-    from engine.runlogs import task_logs
-    from engine.runs import RunRecord
-
-    record = RunRecord.open(run_id)
-    offsets: dict[Path, int] = {}
-    if task and not task_logs(record, task):
-        raise ValidationError(f"no logs in run {record.id} match task '{task}'", hint="`smlplay logs RUN` lists every log; task names are matched by substring")
-
-    def dump() -> None:
-        for path in task_logs(record, task):
-            data = path.read_bytes()
-            start = offsets.get(path, 0)
-            if len(data) > start:
-                if start == 0:
-                    click.echo(f"==> {path.relative_to(record.path)} <==")
-                click.echo(data[start:].decode("utf-8", "replace"), nl=False)
-                offsets[path] = len(data)
-
-    dump()
-    while follow and RunRecord.open(str(record.path)).owner_alive():
-        time.sleep(0.5)
-        dump()
-    if follow:
-        dump()
-
-
-@main.command()
-@click.argument("run_id", metavar="RUN")
-@_guard
 def down(run_id: str) -> None:
     """Tear down RUN (or every run a SWEEP left): stop its processes, run its pending
     handlers, release allocations."""
@@ -424,6 +340,18 @@ def sim(ctx: click.Context) -> None:
 from engine.commands.report import report  # noqa: E402
 
 main.add_command(report)
+
+from engine.commands.status import status  # noqa: E402
+
+main.add_command(status)
+
+from engine.commands.logs import logs  # noqa: E402
+
+main.add_command(logs)
+
+from engine.commands.render import render  # noqa: E402
+
+main.add_command(render)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

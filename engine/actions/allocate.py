@@ -33,6 +33,7 @@ from engine.load.types import Duration, IntRange, Nullable, OneOf
 from engine.schedulers import SCHEDULERS, Allocation, AllocationSpec, Hooks, Layout
 from engine.schedulers.base import ADOPT_ENV
 from engine.slurm.request import AllocationRequest
+from engine.undo import release_allocation
 from engine.units import parse_duration
 
 #: The arguments that make up the Slurm request (``time`` is sbatch's name for time_limit).
@@ -92,13 +93,14 @@ def slurm_allocate(ctx: ActionContext, args: dict[str, Any]) -> Result:
     scheduler = SCHEDULERS[str(args.get("scheduler", "slurm"))]
     if ctx.check_mode:
         allocation = scheduler.placeholder(spec)
+        release = scheduler.release_command(allocation.job_id) if allocation.owned else None
+        if release is not None and ctx.push_teardown is not None:
+            ctx.push_teardown(release_allocation(gateway, release).to_dict())  # what the plan shows
     else:
-        release: dict[str, Any] = {}
 
         def on_submitted(cmd: str) -> None:
-            release.update(kind="command", host=gateway, cmd=cmd, tier=3, label=f"release the allocation ({cmd})")
             if ctx.push_teardown is not None:
-                ctx.push_teardown(dict(release))
+                ctx.push_teardown(release_allocation(gateway, cmd).to_dict())
 
         hooks = Hooks(
             progress=lambda msg: ctx.reporter.progress(ctx.host, msg) if ctx.reporter else None,

@@ -33,6 +33,7 @@ from engine.executor.teardown import TeardownStack
 from engine.inventory import Inventory
 from engine.load.loader import Loader
 from engine.model import Playbook
+from engine.plan import RenderedPlan
 from engine.runs import RunRecord, runs_dir
 from engine.transport.base import ProcessRecord
 from engine.transport.pool import TransportPool
@@ -70,6 +71,18 @@ def render_plan(
     sink: EventSink | None = None,
 ) -> list[dict[str, Any]]:
     """Render every task for every host without executing anything (dry-run)."""
+    return render(playbook, inventory_path, options, loader, sink=sink).plays
+
+
+def render(
+    playbook: Playbook,
+    inventory_path: str | Path | None,
+    options: RunOptions,
+    loader: Loader,
+    *,
+    sink: EventSink | None = None,
+) -> RenderedPlan:
+    """The dry-run's plan: every step, and what the run would register to undo."""
     inventory = Inventory.from_file(inventory_path) if inventory_path else Inventory.implicit()
     runner = Runner(
         playbook,
@@ -84,7 +97,7 @@ def render_plan(
     for host, error in runner.plan_failures:
         if runner.hosts[host].failed:
             raise error  # a check that fails whatever happens at run time (assert, fail)
-    return runner.plan
+    return RenderedPlan(runner.plan, runner.teardown.entries(), keep_running=options.keep_running)
 
 
 class _SignalHandler:
@@ -137,7 +150,8 @@ def execute(
     argv: list[str] | None = None,
 ) -> Outcome:
     playbook, inventory, loader = load(playbook_path, inventory_path)
-    plan = render_plan(playbook, inventory_path, options, loader)  # raises on bad input
+    rendered = render(playbook, inventory_path, options, loader)  # raises on bad input
+    plan = rendered.plays
     if options.dry_run:
         return Outcome(True, 0, None, {}, plan)
 
@@ -146,7 +160,7 @@ def execute(
         record.update(status="running", pid=os.getpid(), started=time.time(), host=os.uname().nodename)
     else:
         record = RunRecord.create(Path(playbook_path), argv=argv)
-    record.write_plan({"playbook": str(playbook_path), "plays": plan})
+    record.write_plan({"playbook": str(playbook_path), **rendered.to_dict()})
     control = RunControl()
     sinks = Fanout(sink, _RecordSink(record))
     runner: Runner | None = None
@@ -355,4 +369,4 @@ def excepthook_guard() -> None:
     sys.excepthook = lambda *a: None  # pragma: no cover
 
 
-__all__ = ["Interrupted", "Outcome", "down", "execute", "load", "render_plan", "unwind"]
+__all__ = ["Interrupted", "Outcome", "down", "execute", "load", "render", "render_plan", "unwind"]

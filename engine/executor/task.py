@@ -162,7 +162,7 @@ class TaskMixin(HandlersMixin):
             check_mode=self.options.dry_run,
             facts=self._host(host).facts,
             add_host=lambda name, groups, hostvars: self.inventory.add_host(name, groups, hostvars),
-            push_teardown=self.teardown.push,
+            push_teardown=self._teardown_pusher(task, host, inherited),
             cancel_event=self.control.cancel,
             reporter=_Progress(self.sink, task.display_name),
         )
