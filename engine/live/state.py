@@ -126,7 +126,8 @@ class RunView:
         if status == "unreachable":
             return [Note("failure", f"fatal: [{host}]: UNREACHABLE! => {result.get('msg')}")]
         if status == "failed":
-            return [Note("warning" if ignored else "failure", _failure_text(task, host, result, ignored))]
+            # (the row's task is the name as rendered at task_start; results carry the raw one)
+            return [Note("warning" if ignored else "failure", _failure_text(row.task or task, host, result, ignored))]
         if action == "debug" and status != "skipped" and self.play is not None:
             self.play.notes.append((host, str(result.get("msg", ""))))
         return []
