@@ -210,6 +210,11 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
         from engine.commands.sweep_run import report_run
 
         report_run(outcome.run_dir)
+    if outcome.run_dir is not None and output != "json":
+        from engine.live.outputs import metrics_lines
+
+        for line in metrics_lines(outcome.run_dir):
+            click.echo(line)
     sys.exit(outcome.exit_code)
 
 
