@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-_WAITING = re.compile(r"^waiting (?P<elapsed>\S+) / (?P<timeout>\S+): (?P<detail>.*)$", re.S)
+_WAITING = re.compile(r"^waiting (?P<elapsed>\S+) / (?P<timeout>\S+): (?P<detail>.*)$", re.S)  # health
+_QUEUED = re.compile(r", waited \d+s of (?P<timeout>[0-9hms.]+)")  # an allocation's progress
 
 
 @dataclass
@@ -145,6 +146,10 @@ class RunView:
             row.wait.last = match["detail"]
             if row.wait.timeout is None:
                 row.wait.timeout = _seconds(match["timeout"])
+        elif queued := _QUEUED.search(message):  # the countdown shows the wait: drop it here
+            row.wait.last = message[: queued.start()] + message[queued.end() :]
+            if row.wait.timeout is None:
+                row.wait.timeout = _seconds(queued["timeout"])
         else:
             row.wait.last = message
 
