@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 from pathlib import Path
-from urllib.parse import quote
 
 
 def metrics_lines(run_dir: Path) -> list[str]:
@@ -26,11 +25,10 @@ def metrics_lines(run_dir: Path) -> list[str]:
     data_dir = _short(str(info.get("data_dir", "")))
     binary = str(info.get("victoria_metrics_bin") or "victoria-metrics")
     listen = url.split("://", 1)[-1]
-    query_url = f"{url}/api/v1/query?query={quote(query, safe='')}"
     return [
-        f"metrics: {url} (VictoriaMetrics on {info.get('store_host')}, stopped with the run; data in {data_dir})",
-        f"  query: curl -s {shlex.quote(query_url)}",
-        f"  serve it again: {binary} -storageDataPath={shlex.quote(data_dir)} -httpListenAddr={listen}",
+        f"metrics: {url} (VictoriaMetrics on {info.get('store_host')}, until the run ends)",
+        f"  query: curl -s {url}/api/v1/query --data-urlencode {shlex.quote('query=' + query)}",
+        f"  later: {binary} -storageDataPath={shlex.quote(data_dir)} -httpListenAddr={listen}",
     ]
 
 
