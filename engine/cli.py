@@ -160,7 +160,7 @@ def main() -> None:
 @click.option("--keep-running", is_flag=True, help="Leave background processes running (tear down later with `smlplay down`).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", help="Live output: rich text or JSON events.")
 @click.option("--health-timeout", help="Default health-check deadline (e.g. 60m) for tasks that set none.")
-@click.option("-v", "--verbose", count=True, help="Show stdout/stderr of tasks.")
+@click.option("-v", "--verbose", count=True, help="-v: the Ansible-style log of every task; -vv: with stdout/stderr.")
 @click.option("--detach", is_flag=True, help="Submit the run as a Slurm batch job (runs inside its allocation; survives disconnecting).")
 @click.option("--local-host", "local_hosts", multiple=True, help="A host this engine runs on (reached locally whatever the inventory says).")
 @click.option("--run-id", hidden=True, help="Continue this run record (used by --detach inside the job).")
@@ -182,20 +182,28 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
 
         print_plan(playbook, fmt, out, **kw)
         return
-    from engine.display import JsonDisplay, TextDisplay
     from engine.executor.run import execute
+    from engine.live import close_sink, make_sink
 
-    sink = JsonDisplay() if output == "json" else TextDisplay(verbosity=kw.get("verbose", 0))
-    if kw.pop("detach", False):
-        from engine.executor.detach import forwarded_options, submit
+    sink = make_sink(output, kw.get("verbose", 0))  # live view, plain lines, -v log or JSON
+    try:
+        if kw.pop("detach", False):
+            from engine.executor.detach import forwarded_options, submit
 
-        submit(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), forward=forwarded_options(kw), sink=sink, argv=sys.argv[1:])
-        return
-    outcome = execute(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), sink=sink, argv=sys.argv[1:])
+            submit(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), forward=forwarded_options(kw), sink=sink, argv=sys.argv[1:])
+            return
+        outcome = execute(playbook, _inventory(kw.get("inventory"), playbook), _options(**kw), sink=sink, argv=sys.argv[1:])
+    finally:
+        close_sink(sink)
     if outcome.run_dir is not None and (outcome.run_dir / "results").is_dir():
         from engine.commands.sweep_run import report_run
 
         report_run(outcome.run_dir)
+    if outcome.run_dir is not None and output != "json":
+        from engine.live.outputs import metrics_lines
+
+        for line in metrics_lines(outcome.run_dir):
+            click.echo(line)
     sys.exit(outcome.exit_code)
 
 
