@@ -28,8 +28,9 @@ def _console(stderr: bool = False) -> Any:
 
 def _fail(err: SmlplayError) -> None:
     from engine.display import render_error
+    from engine.secrets import mask_error
 
-    render_error(err, _console(stderr=True))
+    render_error(mask_error(err), _console(stderr=True))
     sys.exit(err.exit_code)
 
 
@@ -54,7 +55,9 @@ def _guard(fn: F) -> F:
 
             if os.environ.get("SMLPLAY_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (set SMLPLAY_DEBUG=1 for the traceback)", err=True)
+            from engine.secrets import mask_text
+
+            click.echo(mask_text(f"internal error: {type(exc).__name__}: {exc} (set SMLPLAY_DEBUG=1 for the traceback)"), err=True)
             sys.exit(3)
 
     return wrapper  # type: ignore[return-value]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import actions
+from engine import actions, secrets
 from engine.actions.base import Result
 from engine.errors import ValidationError
 from engine.executor.inherited import Inherited
@@ -65,6 +65,8 @@ class PlannerMixin(KeywordsMixin):
                     body = f"(rendered at run time: it depends on {exc.unknown})"
                 detail += f"\n--- {path.name} ---\n" + body
         conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
+        if task.no_log or inherited.no_log:
+            detail, args = secrets.NO_LOG_TEXT, secrets.censor_args(args)
         step = PlanStep(
             play=self._play.name if self._play else "",
             host=host,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine import secrets
 from engine.errors import Interrupted, SmlplayError
 from engine.events import EventSink, Fanout, NullSink
 from engine.executor.context import RunControl, RunOptions
@@ -71,6 +72,7 @@ def render_plan(
 ) -> list[dict[str, Any]]:
     """Render every task for every host without executing anything (dry-run)."""
     inventory = Inventory.from_file(inventory_path) if inventory_path else Inventory.implicit()
+    secrets.collect_static(playbook, inventory, options.extra_vars)
     runner = Runner(
         playbook,
         inventory,
@@ -84,7 +86,7 @@ def render_plan(
     for host, error in runner.plan_failures:
         if runner.hosts[host].failed:
             raise error  # a check that fails whatever happens at run time (assert, fail)
-    return runner.plan
+    return secrets.mask(runner.plan)  # every dry-run format and plan.json show ********
 
 
 class _SignalHandler:
@@ -148,7 +150,7 @@ def execute(
         record = RunRecord.create(Path(playbook_path), argv=argv)
     record.write_plan({"playbook": str(playbook_path), "plays": plan})
     control = RunControl()
-    sinks = Fanout(sink, _RecordSink(record))
+    sinks = Fanout(secrets.masked_sink(sink), _RecordSink(record))
     runner: Runner | None = None
 
     def save_state() -> None:
