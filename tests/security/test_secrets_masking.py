@@ -46,7 +46,7 @@ ROLE_TASKS = """
 - name: start the keyed server
   process:
     name: keyed
-    cmd: exec sleep 30 --api-key {{ model_key }}
+    cmd: "exec python3 -c 'import time; time.sleep(30)' --api-key {{ model_key }}"
     env: {MODEL_KEY: "{{ model_key }}"}
 - name: echo the key's length
   shell: "echo key has {{ model_key | length }} chars; echo {{ model_key }} >&2"
