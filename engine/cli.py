@@ -90,6 +90,10 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
                 key, _, value = token.partition("=")
                 pairs[key] = value
             layers.append(Layer("extra vars", f"-e {raw}", pairs))
+    from engine.secrets import remember_named
+
+    for layer in layers:  # before any record (run, sweep) writes the argv
+        remember_named(layer.values)
     return tuple(layers)
 
 
