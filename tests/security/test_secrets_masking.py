@@ -119,7 +119,7 @@ def test_a_real_run_writes_no_secret_anywhere(work: Workdir) -> None:
     _project(work)
     args = ("run", "pb.yaml", "-i", "inventory.yaml", "-e", f"hf_token={HF_TOKEN}")
     consoles = {}
-    for mode in (("-v",), ("-vv",), ("--output", "json")):
+    for mode in ((), ("-v",), ("-vv",), ("--output", "json")):  # () is the default (compact) view
         proc = work.smlplay(*args, *mode)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         consoles[f"stdout {' '.join(mode)}"] = proc.stdout
@@ -130,7 +130,7 @@ def test_a_real_run_writes_no_secret_anywhere(work: Workdir) -> None:
     assert f"password is {MASK}, token {MASK}" in text, text
     assert "key has 19 chars" in text, text  # derived values that are not the secret stay
     runs = sorted((work.path / "runs").iterdir())
-    assert len(runs) == 3
+    assert len(runs) == 4
     files = _files(work.path / "runs")
     assert any(n.endswith("state.json") for n in files) and any(n.endswith(".log") for n in files)
     assert not _leaks({**consoles, **files})

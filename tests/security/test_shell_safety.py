@@ -65,3 +65,11 @@ def test_hostile_values_are_literal_over_ssh_and_srun(cli: Cli) -> None:
             if with_env:
                 assert got["env"] == env, (host, route)
     assert not list(cli.out.glob("PWNED*")), "a command hidden in a value ran"
+    # the process logs the engine created on the far side are private: over SSH the file
+    # 0600 in a 0700 directory; over srun the directory 0700 (Slurm creates the file)
+    logs = sorted(cli.last_run_dir().glob(f"logs/*/dump-{cli.marker}.process.log"))
+    assert len(logs) == 2, logs
+    for log in logs:
+        assert log.parent.stat().st_mode & 0o777 == 0o700, log.parent
+    (ssh_log,) = [p for p in logs if p.parent.name == "login"]
+    assert ssh_log.stat().st_mode & 0o777 == 0o600
