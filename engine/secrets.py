@@ -37,6 +37,11 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "*_private_key", "token", "password", "secret", "api_key", "passphrase",
 )
 
+#: Names that match a pattern but are not secrets: a tokenizer's special tokens.
+NOT_SECRET: frozenset[str] = frozenset(
+    f"{kind}_token" for kind in ("bos", "eos", "pad", "unk", "sep", "cls", "mask", "max", "first", "last")
+)
+
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 
@@ -63,7 +68,9 @@ class SecretRegistry:
         cached = self._name_cache.get(name)
         if cached is None:
             low = name.lower()
-            cached = name in self._names or any(fnmatch.fnmatchcase(low, p) for p in self._patterns)
+            cached = name in self._names or (
+                low not in NOT_SECRET and any(fnmatch.fnmatchcase(low, p) for p in self._patterns)
+            )
             self._name_cache[name] = cached
         return cached
 

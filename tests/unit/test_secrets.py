@@ -21,7 +21,7 @@ def test_secret_names(reg: SecretRegistry, name: str) -> None:
     assert reg.is_secret_name(name)
 
 
-@pytest.mark.parametrize("name", ["tokenizer", "model", "password_file_mode", "tokens_per_second", "secretary"])
+@pytest.mark.parametrize("name", ["tokenizer", "model", "password_file_mode", "tokens_per_second", "secretary", "eos_token", "pad_token"])
 def test_ordinary_names(reg: SecretRegistry, name: str) -> None:
     assert not reg.is_secret_name(name)
 
