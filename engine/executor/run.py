@@ -275,6 +275,8 @@ def _undo(entry: dict[str, Any], live: dict[tuple[str, str], ProcessRecord], tra
         was_running = transport.stop(record, grace=float(entry.get("grace", 10)))
         return "stopped" if was_running else "had already exited"
     if kind == "command":
+        if secrets.MASK in str(entry["cmd"]):  # replayed from state.json, where secrets are masked
+            raise SmlplayError(f"'{entry['cmd']}' on {entry['host']} holds a masked secret: run it by hand")
         transport = transports.get(entry["host"])
         result = transport.run(entry["cmd"], timeout=float(entry.get("timeout", 120)))
         if result.rc != 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,25 @@ def test_mask_error() -> None:
     SECRETS.remember("err-secret-9")
     err = mask_error(ValidationError("bad value err-secret-9", hint="use err-secret-9 less", context="task x err-secret-9"))
     assert "err-secret-9" not in f"{err} {err.message} {err.hint} {err.context} {err.args}"
+
+
+def test_down_refuses_a_teardown_command_whose_secret_was_masked(tmp_path: Path) -> None:
+    """`smlplay down` of a crashed engine replays state.json, where secrets are masked: a
+    command holding one is reported, not run with ``********`` in place of the value."""
+    from engine.events import ListSink
+    from engine.executor.run import unwind
+    from engine.executor.teardown import TeardownStack
+    from engine.transport.pool import TransportPool
+
+    marker = tmp_path / "ran"
+    entries = [
+        {"kind": "command", "host": "localhost", "cmd": f"logout --token {MASK}; touch {marker}", "tier": 3, "label": "logout"},
+        {"kind": "command", "host": "localhost", "cmd": f"touch {marker}-plain", "tier": 3, "label": "plain"},
+    ]
+    pool = TransportPool(lambda h: {"connection": "local"})
+    try:
+        problems = unwind(TeardownStack(lambda e: None, entries), [], pool, ListSink())
+    finally:
+        pool.close()
+    assert len(problems) == 1 and "masked secret" in problems[0] and "run it by hand" in problems[0]
+    assert not marker.exists() and (tmp_path / "ran-plain").exists()
