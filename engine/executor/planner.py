@@ -126,9 +126,10 @@ class PlannerMixin(KeywordsMixin):
             raise exc.with_context(task.where()) from None
 
     def _record_step(self, step: PlanStep) -> None:
+        data = secrets.mask(step.to_dict())  # every dry-run format, plan.json and the event show ********
         if self.plan:
-            self.plan[-1]["steps"].append(step.to_dict())
-        self.sink.emit("plan_step", **step.to_dict())
+            self.plan[-1]["steps"].append(data)
+        self.sink.emit("plan_step", **data)
 
 class _NoTransport:
     """The transport a planning action gets in a dry-run: using it is a bug."""
