@@ -23,12 +23,13 @@ garble every line while protecting nothing.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 import shlex
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 MASK = "********"
 MIN_LENGTH = 4
@@ -44,6 +45,7 @@ NOT_SECRET: frozenset[str] = frozenset(
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
+P = ParamSpec("P")
 
 
 class SecretRegistry:
@@ -241,6 +243,16 @@ class MaskingSink:
         self.sink.emit(kind, **mask(data))
 
 
+def masks_result(fn: Callable[P, T]) -> Callable[P, T]:
+    """A function whose result is returned masked (``render_plan``: the dry-run, plan.json)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return mask(fn(*args, **kwargs))
+
+    return wrapper
+
+
 def masked_sink(sink: T) -> T:
     """``sink`` with every event masked (one call where a display is composed)."""
     return MaskingSink(sink)  # type: ignore[return-value]
@@ -262,6 +274,7 @@ __all__ = [
     "mask_error",
     "mask_text",
     "masked_sink",
+    "masks_result",
     "remember",
     "remember_named",
     "remember_no_log",

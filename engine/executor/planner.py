@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import actions, secrets
+from engine import actions
 from engine.actions.base import Result
 from engine.errors import ValidationError
 from engine.executor.inherited import Inherited
@@ -17,6 +17,7 @@ from engine.executor.results import _describe_args, _plain
 from engine.health import HealthSpec
 from engine.load.yaml import position_of
 from engine.model import Task
+from engine.secrets import NO_LOG_TEXT, censor_args
 from engine.slurm.srun import ContainerFlags
 from engine.template import Unknown, UnknownValue
 from engine.vars import VarScope
@@ -65,8 +66,6 @@ class PlannerMixin(KeywordsMixin):
                     body = f"(rendered at run time: it depends on {exc.unknown})"
                 detail += f"\n--- {path.name} ---\n" + body
         conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
-        if task.no_log or inherited.no_log:
-            detail, args = secrets.NO_LOG_TEXT, secrets.censor_args(args)
         step = PlanStep(
             play=self._play.name if self._play else "",
             host=host,
@@ -83,6 +82,8 @@ class PlannerMixin(KeywordsMixin):
             delegate_to=target if target != host else None,
             via=self._via(target),
         )
+        if task.no_log or inherited.no_log:  # a no_log task's arguments (and files) are not shown
+            step.detail, step.args = NO_LOG_TEXT, censor_args(step.args)
         self._record_step(step)
         return {"changed": bool(task.notify), "skipped": False}
 
@@ -126,10 +127,9 @@ class PlannerMixin(KeywordsMixin):
             raise exc.with_context(task.where()) from None
 
     def _record_step(self, step: PlanStep) -> None:
-        data = secrets.mask(step.to_dict())  # every dry-run format, plan.json and the event show ********
         if self.plan:
-            self.plan[-1]["steps"].append(data)
-        self.sink.emit("plan_step", **data)
+            self.plan[-1]["steps"].append(step.to_dict())
+        self.sink.emit("plan_step", **step.to_dict())
 
 class _NoTransport:
     """The transport a planning action gets in a dry-run: using it is a bug."""

@@ -62,6 +62,7 @@ def load(playbook_path: str | Path, inventory_path: str | Path | None) -> tuple[
     return playbook, inventory, loader
 
 
+@secrets.masks_result  # every dry-run format and plan.json show ******** for a secret
 def render_plan(
     playbook: Playbook,
     inventory_path: str | Path | None,
@@ -138,6 +139,7 @@ def execute(
     sink: EventSink,
     argv: list[str] | None = None,
 ) -> Outcome:
+    sink = secrets.masked_sink(sink)  # the console never shows a secret (the record masks its own)
     playbook, inventory, loader = load(playbook_path, inventory_path)
     plan = render_plan(playbook, inventory_path, options, loader)  # raises on bad input
     if options.dry_run:
@@ -150,7 +152,7 @@ def execute(
         record = RunRecord.create(Path(playbook_path), argv=argv)
     record.write_plan({"playbook": str(playbook_path), "plays": plan})
     control = RunControl()
-    sinks = Fanout(secrets.masked_sink(sink), _RecordSink(record))
+    sinks = Fanout(sink, _RecordSink(record))
     runner: Runner | None = None
 
     def save_state() -> None:
