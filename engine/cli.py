@@ -90,10 +90,6 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
                 key, _, value = token.partition("=")
                 pairs[key] = value
             layers.append(Layer("extra vars", f"-e {raw}", pairs))
-    from engine.secrets import remember_named
-
-    for layer in layers:  # before any record (run, sweep) writes the argv
-        remember_named(layer.values)
     return tuple(layers)
 
 
@@ -114,13 +110,14 @@ def _inventory(path: str | None, playbook: str | None = None) -> str | None:
 
 def _options(**kw: Any) -> Any:
     from engine.executor.context import RunOptions
+    from engine.secrets import remember_layers
     from engine.units import parse_duration
 
     def tags(values: tuple[str, ...]) -> frozenset[str]:
         return frozenset(t.strip() for v in values for t in v.split(",") if t.strip())
 
     return RunOptions(
-        extra_vars=parse_extra_vars(kw.get("extra_vars", ())),
+        extra_vars=remember_layers(parse_extra_vars(kw.get("extra_vars", ()))),  # before a record writes argv
         forks=kw.get("forks", 16),
         tags=tags(kw.get("tags", ())),
         skip_tags=tags(kw.get("skip_tags", ())),

@@ -220,6 +220,13 @@ def censor_args(args: Any) -> Any:
     return MASK
 
 
+def remember_layers(layers: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``layers`` (the ``-e`` layers), their secret-named values collected."""
+    for layer in layers:
+        remember_named(layer.values)
+    return layers
+
+
 def collect_static(playbook: Any, inventory: Any, extra_vars: Iterable[Any]) -> None:
     """Before anything renders or is written: the secret-named values written as such in
     the extra vars, the inventory (group and host vars) and the plays' vars."""
@@ -276,6 +283,7 @@ __all__ = [
     "masked_sink",
     "masks_result",
     "remember",
+    "remember_layers",
     "remember_named",
     "remember_no_log",
     "remember_vars",
