@@ -28,8 +28,9 @@ def _console(stderr: bool = False) -> Any:
 
 def _fail(err: SmlplayError) -> None:
     from engine.display import render_error
+    from engine.secrets import mask_error
 
-    render_error(err, _console(stderr=True))
+    render_error(mask_error(err), _console(stderr=True))
     sys.exit(err.exit_code)
 
 
@@ -54,7 +55,9 @@ def _guard(fn: F) -> F:
 
             if os.environ.get("SMLPLAY_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (set SMLPLAY_DEBUG=1 for the traceback)", err=True)
+            from engine.secrets import mask_text
+
+            click.echo(mask_text(f"internal error: {type(exc).__name__}: {exc} (set SMLPLAY_DEBUG=1 for the traceback)"), err=True)
             sys.exit(3)
 
     return wrapper  # type: ignore[return-value]
@@ -108,13 +111,14 @@ def _inventory(path: str | None, playbook: str | None = None) -> str | None:
 
 def _options(**kw: Any) -> Any:
     from engine.executor.context import RunOptions
+    from engine.secrets import remember_layers
     from engine.units import parse_duration
 
     def tags(values: tuple[str, ...]) -> frozenset[str]:
         return frozenset(t.strip() for v in values for t in v.split(",") if t.strip())
 
     return RunOptions(
-        extra_vars=parse_extra_vars(kw.get("extra_vars", ())),
+        extra_vars=remember_layers(parse_extra_vars(kw.get("extra_vars", ()))),  # before a record writes argv
         forks=kw.get("forks", 16),
         tags=tags(kw.get("tags", ())),
         skip_tags=tags(kw.get("skip_tags", ())),

@@ -125,6 +125,7 @@ class ArgumentSpec:
     description: str = ""
     elements: str | None = None
     pos: Position | None = None
+    secret: bool = False  # masked in every output, as names like *_token are
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from engine.executor.results import _describe_args, _plain
 from engine.health import HealthSpec
 from engine.load.yaml import position_of
 from engine.model import Task
+from engine.secrets import NO_LOG_TEXT, censor_args
 from engine.slurm.srun import ContainerFlags
 from engine.template import Unknown, UnknownValue
 from engine.vars import VarScope
@@ -80,6 +81,8 @@ class PlannerMixin(KeywordsMixin):
             delegate_to=target if target != host else None,
             via=self._via(target),
         )
+        if task.no_log or inherited.no_log:  # a no_log task's arguments (and files) are not shown
+            step.detail, step.args = NO_LOG_TEXT, censor_args(step.args)
         self._record_step(step)
         if act.teardown is not None and isinstance(args, Mapping):
             try:

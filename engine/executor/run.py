@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine import secrets
 from engine.errors import Interrupted, SmlplayError
 from engine.events import EventSink, Fanout, NullSink
 from engine.executor.context import RunControl, RunOptions
@@ -62,6 +63,7 @@ def load(playbook_path: str | Path, inventory_path: str | Path | None) -> tuple[
     return playbook, inventory, loader
 
 
+@secrets.masks_result  # every dry-run format and plan.json show ******** for a secret
 def render_plan(
     playbook: Playbook,
     inventory_path: str | Path | None,
@@ -84,6 +86,7 @@ def render(
 ) -> RenderedPlan:
     """The dry-run's plan: every step, and what the run would register to undo."""
     inventory = Inventory.from_file(inventory_path) if inventory_path else Inventory.implicit()
+    secrets.collect_static(playbook, inventory, options.extra_vars)
     runner = Runner(
         playbook,
         inventory,
@@ -149,6 +152,7 @@ def execute(
     sink: EventSink,
     argv: list[str] | None = None,
 ) -> Outcome:
+    sink = secrets.masked_sink(sink)  # the console never shows a secret (the record masks its own)
     playbook, inventory, loader = load(playbook_path, inventory_path)
     rendered = render(playbook, inventory_path, options, loader)  # raises on bad input
     plan = rendered.plays
@@ -287,6 +291,8 @@ def _undo(entry: dict[str, Any], live: dict[tuple[str, str], ProcessRecord], tra
         was_running = transport.stop(record, grace=float(entry.get("grace", 10)))
         return "stopped" if was_running else "had already exited"
     if kind == "command":
+        if secrets.MASK in str(entry["cmd"]):  # replayed from state.json, where secrets are masked
+            raise SmlplayError(f"'{entry['cmd']}' on {entry['host']} holds a masked secret: run it by hand")
         transport = transports.get(entry["host"])
         result = transport.run(entry["cmd"], timeout=float(entry.get("timeout", 120)))
         if result.rc != 0:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import actions
+from engine import actions, secrets
 from engine.actions.base import ActionContext, Result
 from engine.errors import HealthCheckError, SmlplayError, TemplateError, ValidationError
 from engine.executor.context import HostState
@@ -103,6 +103,8 @@ class TaskMixin(HandlersMixin):
             if status == "changed":
                 state.stats["ok"] += 1
         no_log = task.no_log or (inherited.no_log if inherited else False)
+        if no_log:
+            secrets.remember_no_log(result)
         shown = _censor(result) if no_log else result
         self.sink.emit("task_result", task=task.display_name, host=host, status=status, ignored=ignored, result=_summary(shown), handler=handler, action=task.action)
         final = "ok" if ignored else status
@@ -111,6 +113,8 @@ class TaskMixin(HandlersMixin):
     def _run_item(self, task: Task, host: str, scope: VarScope, inherited: Inherited, item: Any) -> Result:
         assert task.action is not None
         act = actions.get(task.action)
+        if task.vars and (task.no_log or inherited.no_log):
+            secrets.remember_vars(scope, task.vars)
         args = self._render(task.args, scope, task)
         if not has_unknown(args):
             try:
@@ -243,7 +247,7 @@ class TaskMixin(HandlersMixin):
 
             private_mkdir(ctx.log_path.parent)
             with open(ctx.log_path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(trace)
+                f.write(secrets.mask_text(trace))
             return {"failed": True, "msg": f"internal error in action '{act.name}': {type(exc).__name__}: {exc} (traceback in {ctx.log_path})"}
 
     def _health(self, task: Task, host: str, transport: Any, health: Mapping[str, Any], result: Result) -> Result:
@@ -308,7 +312,7 @@ class TaskMixin(HandlersMixin):
             from engine.runs import private_opener
 
             with open(path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(text)
+                f.write(secrets.mask_text(text))
 
     def _check_interrupt(self) -> None:
         if self.control.cancel.is_set():

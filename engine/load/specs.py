@@ -145,6 +145,7 @@ ARG_SPEC = {
     vol.Optional("description"): vol.Any(str, [str]),
     vol.Optional("elements"): OneOf(ROLE_ARG_TYPES),
     vol.Optional("options"): dict,
+    vol.Optional("secret"): Bool,  # its value is masked in every output (engine/secrets.py)
 }
 ROLE_META = {
     vol.Optional("dependencies"): ListOf(vol.Any(Str, dict), "a list of role names or {role: NAME, ...} entries"),
