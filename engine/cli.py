@@ -423,6 +423,9 @@ def sim(ctx: click.Context) -> None:
 from engine.commands.report import report  # noqa: E402
 
 main.add_command(report)
+from engine.commands.schema import schema  # noqa: E402
+
+main.add_command(schema)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -69,27 +69,30 @@ def _templatable_value(value: Any) -> Any:
     return value
 
 
+#: The control actions' argument mappings (each also takes a bare string), read by
+#: ``smlplay schema`` too.
+META_ACTIONS = ("flush_handlers", "end_play", "end_host", "noop", "clear_host_errors")
+_INCLUDE_TASKS = {vol.Required("file"): str, vol.Optional("apply"): dict}
+_INCLUDE_ROLE = {vol.Required("name"): str, vol.Optional("tasks_from"): str, vol.Optional("vars"): dict, vol.Optional("apply"): dict}
+CONTROL_ARGS = {"include_tasks": _INCLUDE_TASKS, "import_tasks": _INCLUDE_TASKS, "include_role": _INCLUDE_ROLE, "import_role": _INCLUDE_ROLE}
+
+
 def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
     pos = item.position_of(name)
     if name == "meta":
-        if args not in ("flush_handlers", "end_play", "end_host", "noop", "clear_host_errors"):
+        if args not in META_ACTIONS:
             raise ValidationError(f"unknown meta action {args!r}", pos=pos, context=ctx, hint="one of: flush_handlers, end_play, end_host, noop")
         return {"action": str(args)}
     if name in ("include_tasks", "import_tasks"):
         if isinstance(args, str):
             return YMap({"file": args}) if not isinstance(args, YMap) else args
-        return S.validate({vol.Required("file"): str, vol.Optional("apply"): dict}, args, what=name, context=ctx)
+        return S.validate(CONTROL_ARGS[name], args, what=name, context=ctx)
     # include_role / import_role
     if isinstance(args, str):
         out = YMap({"name": args})
         out.pos = pos
         out.key_pos, out.value_pos = {}, {"name": pos}
         return out
-    return S.validate(
-        {vol.Required("name"): str, vol.Optional("tasks_from"): str, vol.Optional("vars"): dict, vol.Optional("apply"): dict},
-        args,
-        what=name,
-        context=ctx,
-    )
+    return S.validate(CONTROL_ARGS[name], args, what=name, context=ctx)
 
 
