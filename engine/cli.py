@@ -426,6 +426,9 @@ main.add_command(report)
 from engine.commands.schema import schema  # noqa: E402
 
 main.add_command(schema)
+from engine.commands.preflight import preflight  # noqa: E402
+
+main.add_command(preflight)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

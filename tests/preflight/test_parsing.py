@@ -1,0 +1,41 @@
+"""The parts of preflight that read command output: sinfo lines, ``ss -Hltn``, launch scripts."""
+
+from __future__ import annotations
+
+from engine.preflight.inputs import Launch
+from engine.preflight.nodes import help_flags, listening
+from engine.preflight.slurm import NodeGroup
+from engine.slurm.srun import ContainerFlags
+
+
+def test_sinfo_lines() -> None:
+    g = NodeGroup.parse("gpu*|up|16|gpu:h100:8(S:0-1),gpu:mig:2|nid[001-016]")
+    assert g == NodeGroup("gpu", True, "up", 16, 10, "nid[001-016]")
+    assert NodeGroup.parse("cpu|down|4|(null)|c[1-4]") == NodeGroup("cpu", False, "down", 4, 0, "c[1-4]")
+    assert NodeGroup.parse("garbage") is None
+
+
+def test_listening_sockets() -> None:
+    out = "LISTEN 0      128        127.0.0.1:30000      0.0.0.0:*\nLISTEN 0 4096 [::]:8998 [::]:*\nLISTEN 0 5 *:9100 *:*\n"
+    assert listening(out) == {("127.0.0.1", 30000), ("::", 8998), ("*", 9100)}
+
+
+def test_launch_script_command_and_flags() -> None:
+    body = """#!/usr/bin/env bash
+# prefill-0 rank 0
+set -euo pipefail
+export CUDA_VISIBLE_DEVICES=0,1
+exec /venv/bin/python3 -m sglang.launch_server --model-path /models/llama --host '<address of node 1>' --port 30000 --tp-size=8 --enable-metrics
+"""
+    launch = Launch.parse("n1", "prefill-0-r0.sh", body, ContainerFlags())
+    assert launch is not None
+    assert launch.launcher == ("/venv/bin/python3", "-m", "sglang.launch_server")
+    assert launch.flags == ("--model-path", "--host", "--port", "--tp-size", "--enable-metrics")
+    assert launch.model_path == "/models/llama"
+    vllm = Launch.parse("n1", "w.sh", "exec vllm serve /models/x --tensor-parallel-size 8\n", ContainerFlags())
+    assert vllm is not None and vllm.model_path == "/models/x" and vllm.launcher == ("vllm", "serve", "/models/x")
+
+
+def test_help_flags() -> None:
+    text = "usage: x [-h] [--tp-size TP_SIZE]\n  --model-path MODEL_PATH, --model MODEL_PATH\n  --enable-metrics  (see also a--b)"
+    assert help_flags(text) == {"--tp-size", "--model-path", "--model", "--enable-metrics"}
