@@ -429,6 +429,9 @@ main.add_command(schema)
 from engine.commands.preflight import preflight  # noqa: E402
 
 main.add_command(preflight)
+from engine.commands.mcp import mcp  # noqa: E402
+
+main.add_command(mcp)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
