@@ -88,12 +88,15 @@ def _mapping(schema: Mapping[Any, Any], extra: int = vol.PREVENT_EXTRA) -> dict[
     patterns: dict[str, Any] = {}
     required: list[str] = []
     additional: Any = extra == vol.ALLOW_EXTRA
+    exclusive: dict[str, list[str]] = {}
     for key, value in schema.items():
         raw = key.schema if isinstance(key, vol.Marker) else key
         if isinstance(raw, str):
             props[raw] = convert(value)
             if isinstance(key, vol.Required):
                 required.append(raw)
+            if isinstance(key, vol.Exclusive):
+                exclusive.setdefault(key.group_of_exclusion, []).append(raw)
         elif isinstance(raw, vol.Match):
             patterns[_pattern(raw.pattern)] = convert(value)
         elif raw in (str, object) or isinstance(raw, type):
@@ -106,6 +109,9 @@ def _mapping(schema: Mapping[Any, Any], extra: int = vol.PREVENT_EXTRA) -> dict[
         out["required"] = required
     if additional is not True:
         out["additionalProperties"] = additional if additional else False
+    apart = [{"not": {"required": [a, b]}} for keys in exclusive.values() for i, a in enumerate(keys) for b in keys[i + 1 :]]
+    if apart:
+        out["allOf"] = apart  # vol.Exclusive: at most one of the group
     return out
 
 

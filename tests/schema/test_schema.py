@@ -233,3 +233,43 @@ def test_cli_writes_every_kind_and_the_editor_mapping(tmp_path: Path) -> None:
         jsonschema.Draft7Validator.check_schema(json.loads(Path(path).read_text(encoding="utf-8")))
     one = subprocess.run([sys.executable, "-m", "engine", "schema", "inventory"], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True)
     assert json.loads(one.stdout)["title"] == "smlplay inventory"
+
+
+CORPUS = ROOT / "tests" / "corpus" / "cases"
+#: Loader messages that come from the schemas themselves (not from rendering, files or roles).
+SCHEMA_LEVEL = (
+    "unknown keyword", "unknown action", "invalid value for", "missing required keyword", "more than one action",
+    "has no action", "must be a list", "must be a mapping", "cannot be used together", "unknown meta action",
+    "value must be one of", "expected a variable name", "invalid variable name",
+)
+
+
+def _corpus_cases() -> list[tuple[str, str, Path]]:
+    out = []
+    for case in sorted(CORPUS.glob("*/expect.yaml")) if CORPUS.is_dir() else []:
+        expect = yaml.safe_load(case.read_text(encoding="utf-8"))
+        location, message = expect.get("location"), str(expect.get("message", ""))
+        if not location or expect.get("xfail") or not any(m in message for m in SCHEMA_LEVEL):
+            continue
+        rel = location.rsplit(":", 2)[0]
+        kind = (
+            "playbook" if rel == "playbook.yaml" else "inventory" if rel.startswith("inventory")
+            else "tasks" if "/tasks/" in rel else "role-meta" if "/meta/" in rel else None
+        )
+        if kind is not None:
+            out.append((case.parent.name, kind, case.parent / rel))
+    return out
+
+
+@pytest.mark.parametrize(("case", "kind", "path"), _corpus_cases(), ids=lambda v: v if isinstance(v, str) else "")
+def test_corpus_schema_errors_are_schema_errors(case: str, kind: str, path: Path) -> None:
+    """Every bad-input case whose error is a schema error is flagged by the editor schema too."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        pytest.skip("not YAML that an editor could check")
+    assert list(validator(kind).iter_errors(data)), f"{case}: the generated {kind} schema accepts {path.relative_to(CORPUS)}"
+
+
+def test_corpus_cross_check_finds_cases() -> None:
+    assert len(_corpus_cases()) >= 20  # the filter above still matches the corpus' messages
