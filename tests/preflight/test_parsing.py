@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.preflight.inputs import Launch
-from engine.preflight.nodes import help_flags, listening
+from engine.preflight.nodes import help_argv, help_flags, listening
 from engine.preflight.slurm import NodeGroup
 from engine.slurm.srun import ContainerFlags
 
@@ -39,3 +39,20 @@ exec /venv/bin/python3 -m sglang.launch_server --model-path /models/llama --host
 def test_help_flags() -> None:
     text = "usage: x [-h] [--tp-size TP_SIZE]\n  --model-path MODEL_PATH, --model MODEL_PATH\n  --enable-metrics  (see also a--b)"
     assert help_flags(text) == {"--tp-size", "--model-path", "--model", "--enable-metrics"}
+
+
+def test_help_runs_where_the_container_is() -> None:
+    def launch(container: ContainerFlags) -> Launch:
+        found = Launch.parse("n1", "w.sh", "exec python3 -m sglang.launch_server --port 1\n", container)
+        assert found is not None
+        return found
+
+    assert help_argv(launch(ContainerFlags()), job_id=None, partition="gpu", account=None) == ["python3", "-m", "sglang.launch_server", "--help"]
+    apptainer = help_argv(launch(ContainerFlags(runtime="apptainer", image="/img/sglang.sif")), job_id=None, partition=None, account=None)
+    assert apptainer[:2] == ["apptainer", "exec"] and apptainer[-5:] == ["/img/sglang.sif", "python3", "-m", "sglang.launch_server", "--help"]
+    pyxis = ContainerFlags(runtime="pyxis", image="/img/sglang.sqsh")
+    step = help_argv(launch(pyxis), job_id=None, partition="gpu", account="proj")
+    assert step[:1] == ["srun"] and step[step.index("--partition") : step.index("--partition") + 2] == ["--partition", "gpu"]
+    assert "--container-image" in step and step[-4:] == ["python3", "-m", "sglang.launch_server", "--help"]
+    adopted = help_argv(launch(pyxis), job_id="42", partition="gpu", account=None)
+    assert adopted[:5] == ["srun", "--jobid", "42", "--overlap", "--nodes"] and "--partition" not in adopted
