@@ -144,3 +144,15 @@ def test_taken_port_on_an_adopted_job(slurm: SlurmCluster, sshd: Sshd, tmp_path:
     taken = [c for c in by_name(report, "ports") if c["status"] == "fail"]
     assert taken and all(f"port(s) {port} already in use" in c["message"] for c in taken), report
     assert "partition" not in {c["name"] for c in report["checks"]}  # an adopted job: no new request to check
+
+
+def test_missing_image_and_no_container_runtime(slurm: SlurmCluster, sshd: Sshd, tmp_path: Path, model_dir: Path) -> None:
+    image = tmp_path / "sglang.sif"
+    rc, report, _ = preflight(
+        sshd, write_inventory(tmp_path, container_runtime="apptainer", container_image=str(image)), "-e", f"model.path={model_dir}",
+    )
+    assert rc == 1
+    [check] = by_name(report, "image")
+    assert check["status"] == "fail" and f"container image {image} does not exist on login" in check["message"]
+    [flags] = by_name(report, "flags")  # --help runs inside the image: apptainer is not installed here
+    assert flags["status"] == "fail" and f"in apptainer image {image} failed" in flags["message"]
