@@ -77,8 +77,10 @@ def test_good_inventory_passes(slurm: SlurmCluster, sshd: Sshd, tmp_path: Path, 
 
 
 def test_wrong_partition(slurm: SlurmCluster, sshd: Sshd, tmp_path: Path, model_dir: Path) -> None:
-    rc, report, _ = preflight(sshd, write_inventory(tmp_path, slurm_partition="debgu"), "-e", f"model.path={model_dir}")
+    rc, report, _ = preflight(sshd, write_inventory(tmp_path, slurm_partition="debgu", slurm_account="proj"), "-e", f"model.path={model_dir}")
     assert rc == 1 and not report["ok"]
+    [account] = by_name(report, "account")  # the test cluster has no slurmdbd: said, not failed
+    assert account["status"] == "skip" and "accounting is not available" in account["message"] and "'proj'" in account["message"]
     [check] = by_name(report, "partition")
     assert check["status"] == "fail" and "'debgu' does not exist" in check["message"]
     assert "did you mean 'debug'?" in check["remedy"]
