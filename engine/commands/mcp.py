@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # subprocess and the SDK are imported when a tool runs, not at start-up
+    import subprocess
+
     from mcp.server.mcpserver import MCPServer
 
 #: How long ``run`` waits for the detached engine to create its run record.
@@ -46,6 +45,8 @@ def ToolFailed(message: str) -> Exception:
 
 def _engine(*args: str, timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
     """The real CLI in a child process (what the logic behind a command lives in)."""
+    import subprocess
+
     return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
 
 
@@ -108,6 +109,10 @@ def run(playbook: str, inventory: str | None = None, extra_vars: list[str] | Non
     """Start a run in the background and return its id once the run record exists; follow
     it with status and logs, stop it with down. keep_running leaves the processes up after
     the last play (until down)."""
+    import subprocess
+    import threading
+    import time
+
     from engine.runs import runs_dir
 
     out_dir = runs_dir() / ".mcp"
