@@ -20,6 +20,7 @@ from typing import Any
 import voluptuous as vol
 
 from engine.load import types as T
+from engine.load.roleschema import role_definitions, role_entry
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 #: A Jinja2 string where a value of another type goes: checked again after rendering.
@@ -235,6 +236,9 @@ def definitions() -> dict[str, Any]:
     for section in ("pre_tasks", "tasks", "post_tasks"):
         play["properties"][section] = {"type": "array", "items": {"$ref": "#/definitions/task"}}
     play["properties"]["handlers"] = {"type": "array", "items": {"$ref": "#/definitions/handler"}}
+    roles = role_definitions(TEMPLATE)
+    keywords = {k: convert(specs.TASK_KEYWORD_SCHEMAS[k]) for k in ("vars", "when", "tags")}
+    play["properties"]["roles"] = {"type": "array", "items": role_entry([n.split(".", 1)[1] for n in roles], keywords)}
     group = convert(specs.INVENTORY_GROUP)
     children = group["properties"]["children"]
     group["properties"]["children"] = {
@@ -251,6 +255,7 @@ def definitions() -> dict[str, Any]:
         "group": group,
         "role_meta": convert(specs.ROLE_META),
         "vars": convert(specs.VarsMap),
+        **roles,
         **{f"action.{name}": action_args(name) for name in sorted(REGISTRY)},
         **{f"action.{name}": args for name, args in _control_args().items()},
     }

@@ -273,3 +273,18 @@ def test_corpus_schema_errors_are_schema_errors(case: str, kind: str, path: Path
 
 def test_corpus_cross_check_finds_cases() -> None:
     assert len(_corpus_cases()) >= 20  # the filter above still matches the corpus' messages
+
+
+def test_role_parameters_follow_the_argument_specs(tmp_path: Path) -> None:
+    """`roles: [{role: router, router_impl: ...}]` is checked against roles/router/meta."""
+    v = validator("playbook")
+    ok = [{"hosts": "all", "roles": ["router", {"role": "router", "router_impl": "sglang-router", "router_port": "{{ p }}", "anything_else": 1}]}]
+    assert not list(v.iter_errors(ok))
+    for bad in ({"role": "router", "router_impl": "nginx"}, {"role": "router", "router_port": "eighty"}, {"role": "allocate", "slurm_extra_args": "--mem=0"}):
+        assert list(v.iter_errors([{"hosts": "all", "roles": [bad]}])), bad
+    # the same mistake is bad input for the engine too (checked when the role's tasks render)
+    (tmp_path / "inventory.yaml").write_text("all: {hosts: {localhost: {connection: local}}}\n", encoding="utf-8")
+    play = tmp_path / "play.yaml"
+    play.write_text("- hosts: localhost\n  roles:\n    - {role: router, router_impl: nginx}\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "engine", "check", str(play), "-i", str(tmp_path / "inventory.yaml")], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert out.returncode == 2 and "router_impl" in out.stderr, out.stderr
