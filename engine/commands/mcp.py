@@ -1,6 +1,6 @@
 """``smlplay mcp``: an MCP server over stdio, so an assistant can drive smlplay.
 
-Tools: ``check``, ``render``, ``run`` (detached: returns the run id at once), ``status``,
+Tools: ``check``, ``render``, ``preflight``, ``run`` (detached: returns the run id at once), ``status``,
 ``logs``, ``down`` and ``explain-var``. Paths are relative to the server's working
 directory; ``SMLPLAY_RUNS_DIR`` is honoured as by the CLI. Engine errors come back as tool
 errors carrying the same text (location, hint) as the CLI prints. The ``mcp`` SDK is
@@ -100,6 +100,21 @@ def render(playbook: str, inventory: str | None = None, extra_vars: list[str] | 
     except SmlplayError as err:
         raise ToolFailed(_text(err)) from None
     return str(plan_format.FORMATS[format](plan))
+
+
+def preflight(playbook: str, inventory: str | None = None, extra_vars: list[str] | None = None, strict: bool = False) -> dict[str, Any]:
+    """Check the deployment against the cluster before allocating (``smlplay preflight``):
+    partition, account, nodes and GPUs, model and image paths, ports, the framework's flags.
+    ``ok`` is false when a check fails (with strict, a warning too)."""
+    from engine.cli import _inventory, _options
+    from engine.errors import SmlplayError
+    from engine.preflight.run import preflight as run_preflight
+
+    try:
+        report = run_preflight(playbook, _inventory(inventory, playbook), _options(extra_vars=tuple(extra_vars or ())), strict=strict)
+    except SmlplayError as err:
+        raise ToolFailed(_text(err)) from None
+    return report.to_dict()
 
 
 _CHILDREN: list[subprocess.Popen[bytes]] = []
@@ -202,7 +217,7 @@ def explain_var(playbook: str, name: str, host: str = "localhost", play: int = 1
     return done.stdout.strip()
 
 
-TOOLS: dict[str, Callable[..., Any]] = {"check": check, "render": render, "run": run, "status": status, "logs": logs, "down": down, "explain-var": explain_var}
+TOOLS: dict[str, Callable[..., Any]] = {"check": check, "render": render, "preflight": preflight, "run": run, "status": status, "logs": logs, "down": down, "explain-var": explain_var}
 
 
 def build_server() -> MCPServer:
@@ -218,7 +233,7 @@ def build_server() -> MCPServer:
 
 @click.command()
 def mcp() -> None:
-    """Serve smlplay's tools (check, render, run, status, logs, down, explain-var) to an MCP
+    """Serve smlplay's tools (check, render, preflight, run, status, logs, down, explain-var) to an MCP
     client over stdio, e.g. {"command": "smlplay", "args": ["mcp"]} in the client's config."""
     try:
         server = build_server()

@@ -27,7 +27,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = {"check", "render", "run", "status", "logs", "down", "explain-var"}
+TOOLS = {"check", "render", "preflight", "run", "status", "logs", "down", "explain-var"}
 
 
 def free_port() -> int:
@@ -66,6 +66,7 @@ async def session_flow(runs_dir: Path) -> dict[str, Any]:
         bad = await session.call_tool("check", {"playbook": "playbooks/llama70b.yaml", "extra_vars": ['{"gpus_per_node": "eight"}']})
         seen["check_bad"] = (bad.is_error, text_of(bad))
         seen["render"] = text_of(await session.call_tool("render", {"playbook": "playbooks/demo-service.yaml"}))
+        seen["preflight"] = payload(await session.call_tool("preflight", {"playbook": "playbooks/llama70b.yaml"}))
         seen["explain"] = text_of(await session.call_tool("explain-var", {"playbook": "playbooks/llama70b.yaml", "name": "framework"}))
 
         port = free_port()
@@ -105,6 +106,7 @@ def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
     is_error, message = seen["check_bad"]
     assert is_error and "gpus_per_node" in message and "expected int" in message  # the CLI's own error text
     assert "start 'web'" in seen["render"] and "http.server" in seen["render"]
+    assert seen["preflight"]["ok"] is True and {c["name"] for c in seen["preflight"]["checks"]} >= {"connect", "flags"}
     assert seen["explain"].startswith("framework = \"sim\"") and "inventory" in seen["explain"]
 
     run_id = seen["run"]["run_id"]
