@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -89,14 +88,13 @@ def check(playbook: str, inventory: str | None = None, extra_vars: list[str] | N
 def render(playbook: str, inventory: str | None = None, extra_vars: list[str] | None = None, format: str = "text") -> str:
     """Render every task for every host (the dry-run plan): format text, markdown or json."""
     from engine import plan as plan_format
+    from engine.commands.render import rendered
     from engine.errors import SmlplayError
-    from engine.executor.run import render_plan
 
     if format not in plan_format.FORMATS:
         raise ToolFailed(f"format must be one of {', '.join(sorted(plan_format.FORMATS))}")
     try:
-        book, inv, loader, options = _load(playbook, inventory, extra_vars)
-        plan = plan_format.relative(render_plan(book, inv, options, loader), Path(playbook).parent)
+        plan = rendered(playbook, inventory=inventory, extra_vars=tuple(extra_vars or ()))
     except SmlplayError as err:
         raise ToolFailed(_text(err)) from None
     return str(plan_format.FORMATS[format](plan))

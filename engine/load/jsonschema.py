@@ -184,8 +184,9 @@ def action_args(name: str) -> dict[str, Any]:
     rules = [r.json_schema for r in act.rules if getattr(r, "json_schema", None)]
     args = {"allOf": [mapping, *rules]} if rules else mapping
     forms: list[dict[str, Any]] = [args]
-    if act.free_form:
-        forms.append({"type": "string"})
+    if act.free_form:  # `shell: echo hi`: the string is that field's value
+        field = next((v for k, v in act.schema.items() if (k.schema if isinstance(k, vol.Marker) else k) == act.free_form), str)
+        forms.append(_templatable(convert(field)))
     if not any(isinstance(k, vol.Required) for k in act.schema):
         forms.append({"type": "null"})
     doc = act.doc.split("\n\n")[0].replace("\n", " ")

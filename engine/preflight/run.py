@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 
 
 def preflight(playbook_path: str | Path, inventory_path: str | Path | None, options: RunOptions, *, strict: bool = False) -> Report:
+    from engine import secrets
     from engine.events import NullSink
     from engine.executor.run import load
     from engine.executor.runner import Runner
     from engine.runs import runs_dir
 
     playbook, inventory, loader = load(playbook_path, inventory_path)
+    secrets.collect_static(playbook, inventory, options.extra_vars)  # masked in what checks print
     runner = Runner(
         playbook, inventory, replace(options, dry_run=True), loader=loader, sink=NullSink(),
         run_dir=runs_dir() / "<run-id>", run_id="<run-id>",

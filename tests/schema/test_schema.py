@@ -16,11 +16,12 @@ import voluptuous as vol
 import yaml
 
 from engine.actions import base as actions_base
-from engine.errors import ValidationError
+from engine.errors import SmlplayError, ValidationError
 from engine.inventory import Inventory
 from engine.load import specs
 from engine.load.jsonschema import KINDS, document
 from engine.load.loader import Loader
+from engine.load.yaml import load_file, loads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ def test_every_shipped_file_is_valid(kind: str) -> None:
     if kind != "handlers":  # no shipped role has handlers/ today
         assert files, f"no shipped {kind} files found: the globs are stale"
     for path in files:
-        errors = sorted(v.iter_errors(yaml.safe_load(path.read_text(encoding="utf-8"))), key=lambda e: list(e.absolute_path))
+        errors = sorted(v.iter_errors(load_file(path)), key=lambda e: list(e.absolute_path))
         assert not errors, f"{path.relative_to(ROOT)}: {[list(e.absolute_path) for e in errors[:3]]} {errors[0].message[:300]}"
 
 
@@ -150,7 +151,7 @@ BAD_PLAYBOOKS = {
 @pytest.mark.parametrize("case", list(BAD_PLAYBOOKS))
 def test_bad_playbooks_are_rejected_by_both(case: str, tmp_path: Path) -> None:
     text = textwrap.dedent(BAD_PLAYBOOKS[case])
-    assert list(validator("playbook").iter_errors(yaml.safe_load(text))), f"the schema accepted: {case}"
+    assert list(validator("playbook").iter_errors(loads(text))), f"the schema accepted: {case}"
     path = tmp_path / "playbook.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValidationError):  # the case is bad input for the engine too
@@ -170,7 +171,7 @@ BAD_INVENTORIES = {
 @pytest.mark.parametrize("case", list(BAD_INVENTORIES))
 def test_bad_inventories_are_rejected_by_both(case: str, tmp_path: Path) -> None:
     text = BAD_INVENTORIES[case]
-    assert list(validator("inventory").iter_errors(yaml.safe_load(text))), f"the schema accepted: {case}"
+    assert list(validator("inventory").iter_errors(loads(text))), f"the schema accepted: {case}"
     path = tmp_path / "inventory.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValidationError):
@@ -193,7 +194,7 @@ def test_bad_role_meta_is_rejected(meta: dict[str, Any]) -> None:
 
 
 def test_templates_pass_where_a_typed_value_goes() -> None:
-    ok = yaml.safe_load(
+    ok = loads(
         """
         - hosts: all
           tasks:
@@ -244,6 +245,12 @@ SCHEMA_LEVEL = (
 )
 
 
+#: Corpus cases whose check JSON Schema cannot express (the schema accepts more there).
+BEYOND_JSON_SCHEMA = {
+    "-pause-seconds-overflow": "a duration string's size (99999999999999999999h) is not a pattern",
+}
+
+
 def _corpus_cases() -> list[tuple[str, str, Path]]:
     out = []
     for case in sorted(CORPUS.glob("*/expect.yaml")) if CORPUS.is_dir() else []:
@@ -251,7 +258,12 @@ def _corpus_cases() -> list[tuple[str, str, Path]]:
         location, message = expect.get("location"), str(expect.get("message", ""))
         if not location or expect.get("xfail") or not any(m in message for m in SCHEMA_LEVEL):
             continue
-        rel = location.rsplit(":", 2)[0]
+        if any(case.parent.name.endswith(s) for s in BEYOND_JSON_SCHEMA):
+            continue
+        rel, line = location.rsplit(":", 2)[0], int(location.rsplit(":", 2)[1])
+        lines = (case.parent / rel).read_text(encoding="utf-8").splitlines()
+        if 0 < line <= len(lines) and "{{" in lines[line - 1]:
+            continue  # a {{ }} value: checked after rendering, an editor cannot know it
         kind = (
             "playbook" if rel == "playbook.yaml" else "inventory" if rel.startswith("inventory")
             else "tasks" if "/tasks/" in rel else "role-meta" if "/meta/" in rel else None
@@ -265,8 +277,8 @@ def _corpus_cases() -> list[tuple[str, str, Path]]:
 def test_corpus_schema_errors_are_schema_errors(case: str, kind: str, path: Path) -> None:
     """Every bad-input case whose error is a schema error is flagged by the editor schema too."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
+        data = load_file(path)  # YAML 1.2, as editors read it: `yes` is a string
+    except SmlplayError:
         pytest.skip("not YAML that an editor could check")
     assert list(validator(kind).iter_errors(data)), f"{case}: the generated {kind} schema accepts {path.relative_to(CORPUS)}"
 
