@@ -151,10 +151,12 @@ def run(playbook: str, inventory: str | None = None, extra_vars: list[str] | Non
 
 
 def status(run_id: str | None = None) -> dict[str, Any]:
-    """One run's status, processes, pending teardown and recap; without run_id, every
-    recorded run (newest last)."""
+    """One run's status, processes (node, step, state, uptime, log), pending teardown and
+    recap, as ``smlplay status RUN --output json``; without run_id, every recorded run
+    (newest last)."""
     from engine.errors import SmlplayError
     from engine.runs import RunRecord
+    from engine.runstatus import status_data
 
     if not run_id:
         return {"runs": [{"run_id": r.id, "status": r.status, "playbook": r.state.get("playbook", ""), "owner_alive": r.owner_alive()} for r in RunRecord.all()]}
@@ -162,17 +164,8 @@ def status(run_id: str | None = None) -> dict[str, Any]:
         record = RunRecord.open(run_id)
     except SmlplayError as err:
         raise ToolFailed(_text(err)) from None
-    s = record.state
-    return {
-        "run_id": record.id,
-        "status": record.status,
-        "playbook": s.get("playbook"),
-        "run_dir": str(record.path),
-        "owner_alive": record.owner_alive(),
-        "processes": [{"name": p["name"], "host": p["host"], "log": p.get("log")} for p in s.get("processes", [])],
-        "teardown": [e.get("label") for e in s.get("teardown", [])],
-        "recap": s.get("recap") or {},
-    }
+    # what `smlplay status RUN --output json` prints (a detached run's processes are checked from its job)
+    return {**status_data(record, probe=not record.state.get("detached")), "owner_alive": record.owner_alive()}
 
 
 def logs(run_id: str, task: str | None = None) -> str:

@@ -111,8 +111,8 @@ def test_mcp_tools_over_stdio(tmp_path: Path) -> None:
 
     run_id = seen["run"]["run_id"]
     assert Path(seen["run"]["run_dir"]).is_relative_to(tmp_path / "runs")
-    assert seen["status"]["run_id"] == run_id and seen["status"]["status"] == "kept-running", seen["status"]
-    assert [p["name"] for p in seen["status"]["processes"]] == ["web"]
+    assert seen["status"]["run"] == run_id and seen["status"]["status"] == "kept-running", seen["status"]
+    assert [(p["process"], p["state"]) for p in seen["status"]["processes"]] == [("web", "running")], seen["status"]
     assert run_id in {r["run_id"] for r in seen["runs"]["runs"]}
     assert "==> " in seen["logs"] and "web" in seen["logs"]
     assert seen["alive_before_down"] is True
