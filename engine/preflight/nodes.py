@@ -54,7 +54,7 @@ def check_ports(run: RunFn, job_id: str, node: str, ports: Sequence[int], *, hos
         return Check.fail(
             "ports",
             f"port(s) {', '.join(map(str, taken))} already in use on {node} (job {job_id})",
-            "stop what listens there (`ss -ltnp` on the node) or move the role's ports (e.g. -e worker_port=..., router_port=...)",
+            "stop what listens there (`ss -ltnp` on the node) or move the role's ports (e.g. -e worker_port_base=..., -e router_port=...)",
             host=host,
         )
     return Check.ok("ports", f"{len(ports)} port(s) free on {node}: {', '.join(map(str, ports))}", host=host)
