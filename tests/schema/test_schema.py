@@ -3,6 +3,7 @@ loader rejects, and follows the loader's schemas (it is generated, not a copy)."
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -26,10 +27,14 @@ from engine.load.yaml import load_file, loads
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def validator(kind: str) -> jsonschema.Draft7Validator:
+def fresh_validator(kind: str) -> jsonschema.Draft7Validator:
     doc = document(kind)
     jsonschema.Draft7Validator.check_schema(doc)
     return jsonschema.Draft7Validator(doc)
+
+
+#: Generated once per kind (it loads every role on the roles path); fresh_validator rebuilds.
+validator = functools.lru_cache(maxsize=None)(fresh_validator)
 
 
 def shipped(kind: str) -> list[Path]:
@@ -215,7 +220,7 @@ def test_generated_from_the_registry_and_the_specs(monkeypatch: pytest.MonkeyPat
         actions_base.Action("probe_widget", lambda ctx, args: {}, {vol.Required("size"): vol.All(int, vol.Range(min=1))}),
     )
     monkeypatch.setitem(specs.PLAY, vol.Optional("serial"), int)
-    v = validator("playbook")
+    v = fresh_validator("playbook")
     assert not list(v.iter_errors([{"hosts": "all", "serial": 2, "tasks": [{"probe_widget": {"size": 3}}]}]))
     assert list(v.iter_errors([{"hosts": "all", "tasks": [{"probe_widget": {"size": 0}}]}]))
     assert list(v.iter_errors([{"hosts": "all", "serial": "two"}]))
