@@ -12,12 +12,15 @@ from engine.slurm.request import AllocationRequest
 from engine.slurm.runner import RunFn
 
 _GPUS = re.compile(r"gpu(?::[^:,(]+)?:(\d+)")
-SINFO_FORMAT = "%P|%a|%D|%G|%N"
+SINFO_FORMAT = "%P|%a|%D|%G|%N|%t"
+#: Node states (sinfo %t, a trailing * or ~ flag stripped) a job cannot start on.
+UNUSABLE = ("down", "drain", "drng", "fail", "failg", "maint", "boot", "futr", "inval", "npc", "pow_dn", "unk")
 
 
 @dataclass(frozen=True)
 class NodeGroup:
-    """One line of ``sinfo -o '%P|%a|%D|%G|%N'``: nodes of a partition with the same GRES."""
+    """One line of ``sinfo -o '%P|%a|%D|%G|%N|%t'``: nodes of a partition with the same GRES
+    and state."""
 
     partition: str
     default: bool
@@ -25,14 +28,20 @@ class NodeGroup:
     nodes: int
     gpus: int
     nodelist: str
+    state: str = "idle"
 
     @classmethod
     def parse(cls, line: str) -> NodeGroup | None:
         parts = line.strip().split("|")
-        if len(parts) != 5 or not parts[2].isdigit():
+        if len(parts) not in (5, 6) or not parts[2].isdigit():
             return None
-        name, avail, count, gres, nodelist = parts
-        return cls(name.rstrip("*"), name.endswith("*"), avail, int(count), sum(int(n) for n in _GPUS.findall(gres)), nodelist)
+        name, avail, count, gres, nodelist = parts[:5]
+        state = parts[5].rstrip("*~#!%$@^-") if len(parts) == 6 else "idle"
+        return cls(name.rstrip("*"), name.endswith("*"), avail, int(count), sum(int(n) for n in _GPUS.findall(gres)), nodelist, state)
+
+    @property
+    def usable(self) -> bool:
+        return self.state not in UNUSABLE
 
 
 def sinfo(run: RunFn) -> tuple[list[NodeGroup], str | None]:
@@ -82,6 +91,9 @@ def check_request(run: RunFn, request: AllocationRequest, *, host: str) -> list[
                 host=host,
             )
         )
+    elif request.nodes > (usable := sum(g.nodes for g in mine if g.usable)):
+        states = ", ".join(sorted({f"{g.nodes} {g.state}" for g in mine if not g.usable}))
+        out.append(Check.warn("nodes", f"{request.nodes} node(s) requested, partition '{name}' has {total} but only {usable} usable ({states})", "the job will wait until nodes return (`sinfo -R` says why they are out), or shrink the layout", host=host))
     else:
         out.append(Check.ok("nodes", f"{request.nodes} node(s) requested, partition '{name}' has {total}", host=host))
     want = request.gpus_per_node

@@ -9,9 +9,10 @@ from engine.slurm.srun import ContainerFlags
 
 
 def test_sinfo_lines() -> None:
-    g = NodeGroup.parse("gpu*|up|16|gpu:h100:8(S:0-1),gpu:mig:2|nid[001-016]")
-    assert g == NodeGroup("gpu", True, "up", 16, 10, "nid[001-016]")
-    assert NodeGroup.parse("cpu|down|4|(null)|c[1-4]") == NodeGroup("cpu", False, "down", 4, 0, "c[1-4]")
+    g = NodeGroup.parse("gpu*|up|16|gpu:h100:8(S:0-1),gpu:mig:2|nid[001-016]|mix")
+    assert g == NodeGroup("gpu", True, "up", 16, 10, "nid[001-016]", "mix") and g.usable
+    down = NodeGroup.parse("cpu|down|4|(null)|c[1-4]|drain*")
+    assert down == NodeGroup("cpu", False, "down", 4, 0, "c[1-4]", "drain") and not down.usable
     assert NodeGroup.parse("garbage") is None
 
 
@@ -56,3 +57,23 @@ def test_help_runs_where_the_container_is() -> None:
     assert "--container-image" in step and step[-4:] == ["python3", "-m", "sglang.launch_server", "--help"]
     adopted = help_argv(launch(pyxis), job_id="42", partition="gpu", account=None)
     assert adopted[:5] == ["srun", "--jobid", "42", "--overlap", "--nodes"] and "--partition" not in adopted
+
+
+def test_request_against_recorded_sinfo_output() -> None:
+    """The decisions on sinfo output as a busy cluster prints it (the cluster tests cover
+    the real command): drained nodes warn, a GPU count above every node's fails."""
+    from engine.preflight.slurm import check_request
+    from engine.slurm.request import AllocationRequest
+    from engine.transport.base import CommandResult
+
+    printed = "gpu*|up|6|gpu:h100:8|nid[001-006]|mix\ngpu*|up|2|gpu:h100:8|nid[007-008]|drain\ncpu|up|4|(null)|c[1-4]|idle\n"
+
+    def run(argv: object) -> CommandResult:
+        return CommandResult(rc=0, stdout=printed, stderr="", elapsed=0.01)
+
+    checks = {c.name: c for c in check_request(run, AllocationRequest(nodes=7, gpus_per_node=8), host="login")}
+    assert checks["partition"].status == "ok" and "(the default)" in checks["partition"].message
+    assert checks["nodes"].status == "warn" and "only 6 usable (2 drain)" in checks["nodes"].message
+    assert checks["gpus"].status == "ok"
+    checks = {c.name: c for c in check_request(run, AllocationRequest(nodes=2, gpus_per_node=16, partition="gpu"), host="login")}
+    assert checks["gpus"].status == "fail" and "at most 8 per node" in checks["gpus"].message
