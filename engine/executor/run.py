@@ -44,6 +44,12 @@ class TeardownAborted(BaseException):
     pass
 
 
+class RunDirectoryError(SmlplayError):
+    """The run record cannot be written (read-only, full, not a directory): exit 2."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
@@ -141,14 +147,22 @@ def execute(
     if options.dry_run:
         return Outcome(True, 0, None, {}, plan)
 
-    if options.run_id:  # a detached run, now inside its job
-        record = RunRecord.open(options.run_id)
-        record.update(status="running", pid=os.getpid(), started=time.time(), host=os.uname().nodename)
-    else:
-        record = RunRecord.create(Path(playbook_path), argv=argv)
-    record.write_plan({"playbook": str(playbook_path), "plays": plan})
+    try:
+        if options.run_id:  # a detached run, now inside its job
+            record = RunRecord.open(options.run_id)
+            record.update(status="running", pid=os.getpid(), started=time.time(), host=os.uname().nodename)
+        else:
+            record = RunRecord.create(Path(playbook_path), argv=argv)
+        record.write_plan({"playbook": str(playbook_path), "plays": plan})
+    except OSError as exc:  # before anything started: a teardown could not be recorded
+        raise RunDirectoryError(
+            f"cannot write the run record in the run directory {runs_dir()}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else ""),
+            hint="nothing was started; point SMLPLAY_RUNS_DIR at a writable directory with free space",
+        ) from None
     control = RunControl()
-    sinks = Fanout(sink, _RecordSink(record))
+    record_sink = _RecordSink(record)
+    sinks = Fanout(sink, record_sink)
     runner: Runner | None = None
 
     def save_state() -> None:
@@ -180,9 +194,16 @@ def execute(
     with _signals(handler):
         try:
             if not options.dry_run:
-                runner.processes.start_monitor()
+                runner.processes.on_lost = lambda lost: sinks.emit("warning", message=lost.warning())
+                # A death stops foreground commands in flight (a benchmark client would
+                # otherwise run to its end before the executor looks between tasks).
+                runner.processes.start_monitor(on_death=lambda _death: runner.transports.interrupt())
             try:
                 ok = runner.run()
+                death = runner.processes.check() if not ok and message is None else None
+                if death is not None:  # the task it cut short failed first: say why
+                    message = death.message()
+                    sinks.emit("run_error", message=message)
                 if ok and options.hold:
                     sinks.emit("holding", message="serving until `smlplay down` (or a critical process dies)")
                     while not control.cancel.wait(1.0) and not runner.processes.failure.is_set():
@@ -218,7 +239,10 @@ def execute(
         finally:
             runner.transports.close()
     recap = {h: dict(s.stats) for h, s in sorted(runner.hosts.items())}
-    record.update(status=status, ended=time.time(), recap=recap)
+    if status == "interrupted" and message is None:
+        message = control.reason or "interrupted"
+    # what happened, in the record too (`smlplay status` and whoever reads state.json)
+    record.update(status=status, ended=time.time(), recap=recap, message=message or record_sink.first_failure)
     sinks.emit("recap", recap=recap, run_dir=str(record.path), status=status)
     exit_code = 0 if status in ("ok", "kept-running") else (130 if status == "interrupted" else 1)
     return Outcome(status in ("ok", "kept-running"), exit_code, record.path, recap, plan, message)
@@ -295,6 +319,10 @@ def down(run: str, *, sink: EventSink, wait: float = 120.0) -> int:
         if not record.owner_alive():
             sink.emit("down_done", run_id=record.id, status=record.status)
             return 0
+    if not any(record.state.get(k) for k in ("teardown", "processes", "pending_handlers")):
+        # a second `down`, or a run that cleaned up after itself: say so, touch nothing
+        sink.emit("down_done", run_id=record.id, status=f"nothing to do (status {record.status}: nothing of it is recorded as running or pending)")
+        return 0
     hosts = record.state.get("hosts", {})
     transports = TransportPool(lambda h: hosts.get(h, {"connection": "local"}))
     live = [ProcessRecord.from_dict(p) for p in record.state.get("processes", [])]
@@ -343,10 +371,14 @@ class _RecordSink:
 
     def __init__(self, record: RunRecord) -> None:
         self.record = record
+        self.first_failure: str | None = None  # what state.json says when no error ended the run
 
     def emit(self, kind: str, **data: Any) -> None:
         if kind == "health_progress":
             return  # progress lines would flood the record; the result has the summary
+        if kind == "task_result" and data.get("status") in ("failed", "unreachable") and not data.get("ignored") and self.first_failure is None:
+            msg = (data.get("result") or {}).get("msg", data.get("status"))
+            self.first_failure = f"task '{data.get('task')}' on {data.get('host')}: {msg}"
         self.record.event(kind, **_plain(data))
 
 
