@@ -93,11 +93,50 @@ def render_plan(
     return runner.plan
 
 
+class _Interrupter:
+    """Kills the foreground commands in flight when the run stops (a signal, a critical
+    death) -- and again every 0.3 s until the executor reaches its next task boundary: a
+    command that was being launched at that moment (an srun step starting a benchmark)
+    would otherwise slip through and run to its end. An :class:`EventSink`: the boundary
+    is the next task result, handler or teardown, each emitted before its commands start
+    (a task that was starting when the stop came still runs: it is interrupted too)."""
+
+    BOUNDARY = frozenset({"task_result", "teardown_start", "recap"})
+
+    def __init__(self, pool: TransportPool) -> None:
+        self.pool = pool
+        self._lock = threading.Lock()
+        self._boundary = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def fire(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._boundary.clear()
+            self._thread = threading.Thread(target=self._loop, name="smlplay-interrupter", daemon=True)
+        self.pool.interrupt()
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._boundary.wait(0.3):
+            with self._lock:  # emit() waits for an interrupt under way: none after a boundary
+                if self._boundary.is_set():
+                    return
+                self.pool.interrupt()
+
+    def emit(self, kind: str, **data: Any) -> None:
+        boundary = kind in self.BOUNDARY or (kind == "task_start" and data.get("handler"))
+        if boundary and not self._boundary.is_set():
+            with self._lock:
+                self._boundary.set()
+
+
 class _SignalHandler:
     """SIGINT/SIGTERM: the first stops the run and starts teardown; a second one within
     :data:`SECOND_SIGNAL_WINDOW` seconds, during teardown, aborts it."""
 
-    def __init__(self, control: RunControl, pool: TransportPool, sink: EventSink) -> None:
+    def __init__(self, control: RunControl, pool: _Interrupter, sink: EventSink) -> None:
         self.control = control
         self.pool = pool
         self.sink = sink
@@ -112,7 +151,7 @@ class _SignalHandler:
             self.first = now
             self.control.request_stop(f"interrupted by {name}")
             self.sink.emit("interrupt", signal=name, message="stopping; teardown will run (press Ctrl-C again within 3 s to abort it)")
-            self.pool.interrupt()
+            self.pool.fire()
             return
         if self.tearing_down and now - self.first <= SECOND_SIGNAL_WINDOW:
             self.aborted = True
@@ -186,7 +225,9 @@ def execute(
         control=control,
         on_state_change=save_state,
     )
-    handler = _SignalHandler(control, runner.transports, sinks)
+    interrupter = _Interrupter(runner.transports)
+    sinks.sinks.append(interrupter)
+    handler = _SignalHandler(control, interrupter, sinks)
     sinks.emit("run_start", run_id=record.id, run_dir=str(record.path), playbook=str(playbook_path))
     ok = False
     message: str | None = None
@@ -197,7 +238,7 @@ def execute(
                 runner.processes.on_lost = lambda lost: sinks.emit("warning", message=lost.warning())
                 # A death stops foreground commands in flight (a benchmark client would
                 # otherwise run to its end before the executor looks between tasks).
-                runner.processes.start_monitor(on_death=lambda _death: runner.transports.interrupt())
+                runner.processes.start_monitor(on_death=lambda _death: interrupter.fire())
             try:
                 ok = runner.run()
                 death = runner.processes.check() if not ok and message is None else None
