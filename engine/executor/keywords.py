@@ -73,13 +73,16 @@ class KeywordsMixin(ScopeMixin):
     def _title(self, task: Task, host: str, inherited: Inherited) -> str:
         """The task's name with its ``{{ }}`` rendered for the first host, as Ansible shows it
         (the raw name when it needs a loop item or a value only the run knows)."""
-        name = task.display_name
-        if "{{" not in name:
-            return name
+        from engine.names import render_name
+
+        name = task.name
+        if not name or ("{{" not in name and "{%" not in name):
+            return task.display_name
         try:
-            return str(self.templar.render(name, self.scope_for(host, task, inherited)))
-        except (SmlplayError, UnknownValue):
-            return name
+            shown = render_name(self.templar, name, self.scope_for(host, task, inherited), str(task.action or "block"))
+        except (SmlplayError, UnknownValue):  # the scope itself cannot be built yet
+            return task.display_name
+        return f"{task.role.name} : {shown}" if task.role else shown
 
     def _placeholder(self, host: str) -> bool:
         """A dry-run's stand-in for a node that only exists once allocated."""
