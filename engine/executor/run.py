@@ -63,7 +63,6 @@ def load(playbook_path: str | Path, inventory_path: str | Path | None) -> tuple[
     return playbook, inventory, loader
 
 
-@secrets.masks_result  # every dry-run format and plan.json show ******** for a secret
 def render_plan(
     playbook: Playbook,
     inventory_path: str | Path | None,
@@ -76,6 +75,7 @@ def render_plan(
     return render(playbook, inventory_path, options, loader, sink=sink).plays
 
 
+@secrets.masks_result  # every dry-run format, its TEARDOWN section and plan.json show ********
 def render(
     playbook: Playbook,
     inventory_path: str | Path | None,
