@@ -81,6 +81,7 @@ def render_plan(
     return render(playbook, inventory_path, options, loader, sink=sink).plays
 
 
+@secrets.masks_result  # every dry-run format, its TEARDOWN section and plan.json show ********
 def render(
     playbook: Playbook,
     inventory_path: str | Path | None,
