@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import HealthCheckError, ValidationError
+from engine.processes import last_lines
 from engine.transport.base import ProcessRecord, Transport
 from engine.units import format_duration, parse_duration
 
@@ -206,7 +207,7 @@ def wait_healthy(
                 "probes": [{"probe": p.describe(), "ok": o.ok, "detail": o.detail, **o.data} for p, o in zip(spec.probes, outcomes, strict=True)],
             }
         if watched is not None and not transport.alive(watched):
-            tail = transport.tail(watched.log, 50)
+            tail = last_lines(transport, watched.log, 50)
             raise HealthCheckError(
                 f"process '{watched.name}' on {watched.host} died while waiting for it to become healthy "
                 f"(after {format_duration(elapsed)}); last lines of {watched.log}:\n{tail}"

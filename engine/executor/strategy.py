@@ -18,7 +18,7 @@ from engine.executor.roleargs import check_role_arguments
 from engine.executor.task import TaskMixin
 from engine.load.yaml import position_of
 from engine.model import Play, Task
-from engine.vars import Layer
+from engine.vars import Layer, VarScope
 
 
 class StrategyMixin(TaskMixin):
@@ -53,14 +53,17 @@ class StrategyMixin(TaskMixin):
 
     def run_play(self, play: Play) -> bool:
         self._play = play
-        if self.options.dry_run and "{{" not in play.hosts:
+        self._play_layers = self._build_play_layers(play)
+        if "{{" in play.hosts or "{%" in play.hosts:  # `hosts: "{{ target }}"`: play and extra vars
+            scope = VarScope([*self._play_layers, *self.options.extra_vars], self.templar)
+            play = replace(play, hosts=str(self.templar.render(play.hosts, scope, pos=position_of(play.hosts) or play.pos)))
+        if self.options.dry_run:
             # groups an allocation adds exist by now (the dry-run adds placeholders), so a
             # name that matches nothing is a typo, not a group of the future
             self.inventory.check_pattern(play.hosts, pos=play.pos)
         hosts = self.inventory.select(play.hosts, limit=self.options.limit)
         hosts = [h for h in hosts if not self._host(h).failed and not self._host(h).unreachable]
         self._play_hosts = hosts
-        self._play_layers = self._build_play_layers(play)
         self.sink.emit("play_start", play=play.name, hosts=hosts, pos=str(play.pos))
         plan_play: dict[str, Any] = {"name": play.name, "hosts": list(hosts), "pattern": play.hosts, "steps": [], "handlers": []}
         self.plan.append(plan_play)

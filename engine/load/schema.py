@@ -131,7 +131,7 @@ def _to_validation_error(
             f"unknown keyword '{keyword}' in {what}",
             pos=position_for(data, path, key=True),
             context=context,
-            hint=f"did you mean '{guess}'?" if guess else None,
+            hint=f"did you mean '{guess}'?" if guess else ANSIBLE_ONLY.get(str(keyword)),
         )
     if msg == "required key not provided" and path:
         return ValidationError(
@@ -272,6 +272,7 @@ def require_list(data: Any, *, what: str, pos: Position | None, context: str | N
 # --- the data schemas live in engine.load.specs; re-exported for the loader -------------
 
 from engine.load.specs import (  # noqa: E402  (after the machinery they do not need)
+    ANSIBLE_ONLY,
     ARG_SPEC,
     BAD_VAR_NAME,
     HEALTH,
