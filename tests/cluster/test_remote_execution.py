@@ -76,13 +76,13 @@ def test_commands_and_files_over_ssh(cli: Cli) -> None:
     cmd = run.results("argv command")["login"]
     assert cmd["rc"] == 0
     assert cmd["stdout"] == "two  words|hi 'single' \"double\" $(echo subst) ; echo semi `tick` \\ back|"
-    assert run.results("split command")["login"]["stdout"] == f"{cli.marker} quoted arg\n"
+    assert run.results("split command")["login"]["stdout"] == f"{cli.marker} quoted arg"
 
     sh = run.results("shell")["login"]
     # it ran in a session of the loopback sshd, not on this process's own shell
     assert sh["stdout"].splitlines()[0] == f"via=127.0.0.1 user={cli.ssh.user}"
     assert sh["stdout"].splitlines()[1] == "hi 'single' \"double\" $(echo subst) ; echo semi `tick` \\ back"
-    assert sh["stderr"] == "to stderr\n" and sh["rc"] == 0
+    assert sh["stderr"] == "to stderr" and sh["rc"] == 0
 
     conf = cli.out / "conf" / "basics.conf"
     assert conf.read_text() == (
@@ -103,7 +103,7 @@ def test_commands_and_files_over_ssh(cli: Cli) -> None:
 
     failing = run.results("failing command")["login"]
     assert failing["_status"] == "failed" and failing["rc"] == 3
-    assert failing["stdout"] == f"about to fail {cli.marker}\n"
+    assert failing["stdout"] == f"about to fail {cli.marker}"
     assert "non-zero return code 3" in failing["msg"]
     assert run.results("after the failure") == {}
     assert not (cli.out / "after-failure").exists()
@@ -233,7 +233,7 @@ def test_foreground_steps_on_chosen_nodes(cli: Cli) -> None:
     for node, result in where.items():
         # the step ran on the node it was meant for, in the job, with the job's GPUs;
         # srun's own notices never reach the result
-        assert result["stdout"] == f"{node}|{node}|{job}|0,1\n"
+        assert result["stdout"] == f"{node}|{node}|{job}|0,1"
         assert result["stderr"] == ""
 
     expect = f"{TRICKY}|"
@@ -249,7 +249,7 @@ def test_foreground_steps_on_chosen_nodes(cli: Cli) -> None:
         assert (cli.out / node / "copy.txt").read_text() == TRICKY
 
         failing = run.results("failing step")[node]
-        assert (failing["rc"], failing["stdout"]) == (7, "out\n")
+        assert (failing["rc"], failing["stdout"]) == (7, "out")
         # srun adds its own line about the exit code to stderr (never to stdout)
         lines = failing["stderr"].splitlines()
         assert "err" in lines
@@ -406,7 +406,7 @@ def test_unreachable_targets_beside_a_reachable_one(cli: Cli) -> None:
     assert run.rc not in (0, 2), str(run)
     assert "Traceback" not in run.output
     hello = run.results("hello")
-    assert hello["login"]["_status"] == "changed" and hello["login"]["stdout"] == f"hello {cli.marker}\n"
+    assert hello["login"]["_status"] == "changed" and hello["login"]["stdout"] == f"hello {cli.marker}"
     assert run.results("second")["login"]["_status"] == "changed"
     for host in ("dead", "stranger", "worker"):
         assert hello[host]["_status"] == "unreachable", hello[host]

@@ -55,7 +55,7 @@ def test_a_decode_worker_started_later_joins_the_gateway(tmp_path: Path) -> None
         "router_policy": "round_robin",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "run", str(playbook), "-i", str(REPO / "inventory" / "local.yaml"), "-e", json.dumps(overrides)],
+        [sys.executable, "-m", "engine", "run", "-v", str(playbook), "-i", str(REPO / "inventory" / "local.yaml"), "-e", json.dumps(overrides)],
         cwd=tmp_path, env=env_for(tmp_path), capture_output=True, text=True, timeout=240,
     )
     out = proc.stdout + proc.stderr
