@@ -50,6 +50,10 @@ class HostState:
     stats: Counter[str] = field(default_factory=Counter)
     notified: list[str] = field(default_factory=list)
     ended: bool = False
+    #: The last failure not ignored: (task, result), for a rescue's ``ansible_failed_*``.
+    failure: tuple[Any, dict[str, Any]] | None = None
+    #: In a dry-run, the error of that failure: a host that ends failed refuses the plan.
+    plan_error: Exception | None = None
 
 
 @dataclass

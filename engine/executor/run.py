@@ -81,9 +81,9 @@ def render_plan(
         run_id="<run-id>",
     )
     runner.run()
-    for host, error in runner.plan_failures:
-        if runner.hosts[host].failed:
-            raise error  # a check that fails whatever happens at run time (assert, fail)
+    for state in runner.hosts.values():
+        if state.failed and state.plan_error is not None:
+            raise state.plan_error  # a failure the run cannot avoid (assert, undefined variable)
     return runner.plan
 
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ValidationError
 from engine.events import EventSink
 from engine.executor.context import HostState, RunControl, RunOptions
 from engine.executor.ports import PortBook
@@ -55,7 +54,6 @@ class RunnerState:
         self.hosts: dict[str, HostState] = {}
         self.transports = TransportPool(self._connection_vars)
         self.ports = PortBook()
-        self.plan_failures: list[tuple[str, ValidationError]] = []
         self._on_state_change = on_state_change or (lambda: None)
         self.processes = ProcessRegistry(self.transports.get, on_change=self._on_state_change)
         self.teardown = teardown or TeardownStack(lambda _e: self._on_state_change())

@@ -7,12 +7,15 @@ next task starts.
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from engine.actions.base import Result
+from engine.errors import SmlplayError
 from engine.executor.inherited import Inherited
+from engine.executor.results import _plain
 from engine.executor.roleargs import check_role_arguments
 from engine.executor.task import TaskMixin
 from engine.load.yaml import position_of
@@ -96,12 +99,24 @@ class StrategyMixin(TaskMixin):
         failed = self.run_tasks(block.block, hosts, inner)
         if failed and block.rescue:
             for h in failed:
-                self._host(h).stats["rescued"] += 1
+                self._rescue(h)
             self.sink.emit("rescue", task=block.name or "block", hosts=sorted(failed))
             failed = self.run_tasks(block.rescue, [h for h in hosts if h in failed], inner)
         if block.always:
             failed |= self.run_tasks(block.always, hosts, inner)
         return failed
+
+    def _rescue(self, host: str) -> None:
+        """A rescued failure counts as rescued, not failed (Ansible's recap), and the rescue
+        sees what failed as ``ansible_failed_task`` / ``ansible_failed_result``."""
+        state = self._host(host)
+        state.stats["rescued"] += 1
+        if state.stats["failed"] > 0 and not state.unreachable:
+            state.stats["failed"] -= 1
+        if state.failure is not None:
+            task, result = state.failure
+            state.facts["ansible_failed_task"] = {"name": task.name or task.action, "action": task.action, "pos": str(task.pos)}
+            state.facts["ansible_failed_result"] = result
 
     def _enter_role(self, block: Task, hosts: list[str], inherited: Inherited) -> list[str]:
         """Validate the role's argument specs on each host before its first task."""
@@ -115,46 +130,80 @@ class StrategyMixin(TaskMixin):
         return hosts
 
     def run_include(self, task: Task, hosts: list[str], inherited: Inherited) -> set[str]:
-        """``include_tasks``/``include_role``: resolved at run time, per host (may loop)."""
+        """``include_tasks``/``include_role``: resolved at run time, per host (may loop).
+
+        Each expansion counts as an ``ok`` task on its host (Ansible's recap); a template
+        error in the include's own keywords fails the include on that host. The include's
+        tags select the include, not the tasks it brings (Ansible's dynamic includes)."""
+        if not self._selected(task, inherited.tags | task.tags):
+            return set()
         failed: set[str] = set()
         by_target: dict[str, list[tuple[str, Any]]] = {}
         for host in hosts:
-            scope = self.scope_for(host, task, inherited)
-            if not self._when(task, scope, inherited, host):
-                self._finish(task, host, self._host(host), "skipped", {"skipped": True})
+            try:
+                expansions = self._expansions(task, host, inherited)
+            except SmlplayError as exc:
+                self._finish(task, host, self._host(host), "failed", self._error_result(task, exc), inherited=inherited, error=exc)
+                if not self._ignored(task, inherited):
+                    failed.add(host)
                 continue
-            items = self._loop_items(task, scope) if task.loop is not None else [None]
-            for index, item in enumerate(items):
-                iscope = self._item_scope(task, scope, item, items, index)
-                args = self._render(task.args, iscope, task)
-                # The include's vars are rendered here, in the caller's scope (an including
-                # role's defaults are not visible inside the included role).
-                ivars = self._render(dict(task.vars), iscope, task) if task.vars else {}
-                # hosts share one expansion when args, vars and item agree; items run in order
-                key = repr((index, repr(item), sorted((str(k), repr(v)) for k, v in [*args.items(), *ivars.items()])))
-                by_target.setdefault(key, []).append((host, (args, item, ivars)))
+            if expansions is None:
+                self._finish(task, host, self._host(host), "skipped", {"skipped": True, "changed": False})
+                continue
+            for key, expansion in expansions:
+                by_target.setdefault(key, []).append((host, expansion))
         for entries in by_target.values():
             args, item, ivars = entries[0][1]
             target_hosts = [h for h, _ in entries if h not in failed]  # a failed host stops
             if not target_hosts:
                 continue
-            if task.action == "include_role":
-                from engine.model import RoleRef
-
-                ref = RoleRef(name=str(args["name"]), params=args.get("vars") or {}, pos=position_of(task.args.get("name")) or task.pos)
-                blocks = self.loader.role_blocks(ref, task.where(), entry=str(args.get("tasks_from", "main")))
-            else:
-                path = self.loader.resolve_task_file(str(args["file"]), task.role.role.path / "tasks" if task.role else self.playbook.basedir, task.role, pos=position_of(task.args.get("file")) or task.pos)
-                blocks = list(self.loader.task_file(path, task.role, task.where()))
+            try:
+                blocks = self._included_blocks(task, args)
+            except SmlplayError as exc:
+                for h in target_hosts:
+                    self._finish(task, h, self._host(h), "failed", self._error_result(task, exc), inherited=inherited, error=exc)
+                failed |= {h for h in target_hosts if not self._ignored(task, inherited)}
+                continue
+            for h in target_hosts:
+                self._finish(task, h, self._host(h), "ok", {"changed": False, "include": _plain(args)}, inherited=inherited)
             layers = inherited.layers
             extra: dict[str, Any] = dict(ivars)
             if item is not None:
                 extra[task.loop_control.loop_var] = item
             if extra:
                 layers = (*layers, Layer("task vars", f"{task.where()} ({task.pos})", extra, templated=False))
-            inner = replace(inherited.enter(replace(task, vars={}, when=())), layers=layers)
+            inner = replace(inherited.enter(replace(task, vars={}, when=(), tags=frozenset())), layers=layers)
             failed |= self.run_tasks(blocks, target_hosts, inner)
         return failed
+
+    def _expansions(self, task: Task, host: str, inherited: Inherited) -> list[tuple[str, Any]] | None:
+        """The include's (key, (args, item, vars)) on one host, None when its `when` is false."""
+        scope = self.scope_for(host, task, inherited)
+        if not self._when(task, scope, inherited, host):
+            return None
+        items = self._loop_items(task, scope) if task.loop is not None else [None]
+        out = []
+        for index, item in enumerate(items):
+            iscope = self._item_scope(task, scope, item, items, index)
+            args = self._render(task.args, iscope, task)
+            # The include's vars are rendered here, in the caller's scope (an including
+            # role's defaults are not visible inside the included role).
+            ivars = self._render(dict(task.vars), iscope, task) if task.vars else {}
+            # hosts share one expansion when args, vars and item agree; items run in order
+            key = repr((index, repr(item), sorted((str(k), repr(v)) for k, v in [*args.items(), *ivars.items()])))
+            out.append((key, (args, item, ivars)))
+        return out
+
+    def _included_blocks(self, task: Task, args: Mapping[str, Any]) -> list[Task]:
+        if task.action == "include_role":
+            from engine.model import RoleRef
+
+            ref = RoleRef(name=str(args["name"]), params=args.get("vars") or {}, pos=position_of(task.args.get("name")) or task.pos)
+            return list(self.loader.role_blocks(ref, task.where(), entry=str(args.get("tasks_from", "main"))))
+        base = task.role.role.path / "tasks" if task.role else self.playbook.basedir
+        pos = position_of(task.args.get("file")) or task.pos
+        path = self.loader.resolve_task_file(str(args["file"]), base, task.role, pos=pos, including=Path(task.pos.file).parent)
+        return list(self.loader.task_file(path, task.role, task.where()))
 
     def _meta(self, task: Task, hosts: list[str], inherited: Inherited) -> None:
         what = task.args["action"]

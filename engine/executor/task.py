@@ -51,26 +51,24 @@ class TaskMixin(HandlersMixin):
                         r["_label"] = self.templar.render(task.loop_control.label, iscope)
                     item_results.append(r)
                     self.sink.emit("item_result", task=task.display_name, host=host, item=_plain(r.get("_label", item)), status=_status(r))
-                    if r.get("failed") and not self._ignored(task, inherited):
-                        break
                     if task.loop_control.pause:
                         time.sleep(task.loop_control.pause)
                 result = {
                     "results": item_results,
                     "changed": any(r.get("changed") for r in item_results),
                     "failed": any(r.get("failed") for r in item_results),
-                    "skipped": bool(item_results) and all(r.get("skipped") for r in item_results),
+                    # no items at all is a skip too (Ansible: "No items in the list")
+                    "skipped": all(r.get("skipped") for r in item_results),
                 }
                 if result["failed"]:
                     result["msg"] = next(r.get("msg", "") for r in item_results if r.get("failed"))
         except _Unreachable as exc:
             return self._finish(task, host, state, "unreachable", {"unreachable": True, "failed": True, "msg": exc.message}, handler=handler)
         except SmlplayError as exc:
-            if isinstance(exc, ValidationError | TemplateError) and self.options.dry_run:
-                raise
-            if exc.pos is None:
-                exc.pos = task.pos
-            result = {"failed": True, "msg": str(exc.with_context(task.where())), "error": type(exc).__name__}
+            # A template error, an undefined variable, `mandatory`, a bad loop or `when`: a
+            # failure of this task on this host (Ansible 2.19), which ignore_errors and
+            # rescue see -- in a dry-run too, where a host it leaves failed refuses the plan.
+            return self._finish(task, host, state, "failed", self._error_result(task, exc), handler=handler, inherited=inherited, error=exc)
         if result.get("skipped") and not result.get("failed"):
             status = "skipped"
         elif result.get("failed"):
@@ -81,8 +79,20 @@ class TaskMixin(HandlersMixin):
             status = "ok"
         return self._finish(task, host, state, status, result, handler=handler, inherited=inherited)
 
-    def _finish(self, task: Task, host: str, state: HostState, status: str, result: Result, *, handler: bool = False, inherited: Inherited | None = None) -> tuple[str, Result]:
-        ignored = status == "failed" and self._ignored(task, inherited or Inherited())
+    def _error_result(self, task: Task, exc: SmlplayError) -> Result:
+        if exc.pos is None:
+            exc.pos = task.pos
+        exc = exc.with_context(task.where())
+        return {"failed": True, "msg": str(exc), "error": type(exc).__name__}
+
+    def _finish(
+        self, task: Task, host: str, state: HostState, status: str, result: Result, *,
+        handler: bool = False, inherited: Inherited | None = None, error: SmlplayError | None = None,
+    ) -> tuple[str, Result]:
+        try:
+            ignored = status == "failed" and self._ignored(task, inherited or Inherited())
+        except SmlplayError as exc:  # `ignore_errors: "{{ bad }}"`: the task fails with that
+            ignored, result, error = False, self._error_result(task, exc), exc
         if task.register:
             state.facts[task.register] = Unknown(f"registered: {task.register}") if self.options.dry_run and status != "skipped" and not result.get("_ran") else result
         if status == "changed" and task.notify:
@@ -95,9 +105,16 @@ class TaskMixin(HandlersMixin):
                 if name not in state.notified:
                     state.notified.append(name)
         counter = {"ok": "ok", "changed": "changed", "skipped": "skipped", "unreachable": "unreachable", "failed": "failed"}[status]
+        if status == "failed" and not ignored:
+            state.failure = (task, result)  # what a rescue sees as ansible_failed_task/result
+            if self.options.dry_run:  # raised by render_plan if the host ends failed
+                state.plan_error = error or ValidationError(str(result.get("msg")), pos=task.pos, context=task.where())
         if ignored:
+            # Ansible's counting: an ignored failure is ok + ignored, and changed if it changed
             state.stats["ignored"] += 1
             state.stats["ok"] += 1
+            if result.get("changed"):
+                state.stats["changed"] += 1
         else:
             state.stats[counter] += 1
             if status == "changed":
@@ -171,12 +188,8 @@ class TaskMixin(HandlersMixin):
                 return planned  # depends on what only the run knows: checked then
             except SmlplayError as exc:
                 raise exc.with_context(task.where()) from None
-            if result.get("failed"):
-                # Goes through rescue/ignore_errors like a real failure; render_plan turns a
-                # host that ends failed into an input error (exit 2), before anything runs.
-                self.plan_failures.append(
-                    (host, ValidationError(str(result.get("msg")), pos=task.pos, context=task.where()))
-                )
+            # a failure goes through rescue/ignore_errors like a real one; render_plan turns
+            # a host that ends failed into an input error (exit 2), before anything runs
             return {**result, "_ran": True}
         retries_raw = self._render(task.retries, scope, task) if task.retries is not None else (3 if task.until is not None else 0)
         if isinstance(retries_raw, bool) or not isinstance(retries_raw, int) or retries_raw < 0:
@@ -195,11 +208,11 @@ class TaskMixin(HandlersMixin):
             rscope = scope.with_magic(**{task.register or "result": result})
             if self.templar.condition(task.until, rscope, keyword="until", pos=position_of(task.until) or task.pos):
                 break
-            if attempts > int(retries):
+            if attempts >= max(int(retries), 1):  # ansible-core 2.19: `retries` attempts in all
                 result["failed"] = True
                 result.setdefault("msg", f"'until' condition still false after {attempts} attempts")
                 break
-            self.sink.emit("retry", task=task.display_name, host=host, retries_left=int(retries) - attempts + 1)
+            self.sink.emit("retry", task=task.display_name, host=host, retries_left=int(retries) - attempts)
             if self.control.cancel.wait(delay) or self.processes.failure.is_set():
                 result["failed"] = True
                 result["msg"] = "interrupted while retrying"
@@ -210,7 +223,8 @@ class TaskMixin(HandlersMixin):
         if task.changed_when is not None:
             result["changed"] = all(self.templar.condition(c, rscope, keyword="changed_when", pos=position_of(c) or task.pos) for c in task.changed_when)
         if task.failed_when is not None:
-            result["failed"] = any(self.templar.condition(c, rscope, keyword="failed_when", pos=position_of(c) or task.pos) for c in task.failed_when)
+            # a list is an AND, like changed_when (ansible-core 2.19, tests/ansible failed_when_list_or)
+            result["failed"] = all(self.templar.condition(c, rscope, keyword="failed_when", pos=position_of(c) or task.pos) for c in task.failed_when)
             if not result["failed"]:
                 result.pop("msg", None) if result.get("rc", 0) != 0 else None
         if health and not result.get("failed"):
