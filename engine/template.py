@@ -15,6 +15,7 @@ allocation's nodes) are :class:`Unknown` placeholders that print as ``<registere
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Mapping
@@ -136,6 +137,7 @@ def _build_env() -> jinja2.Environment:
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
     )
     env.filters.update(FILTERS)
+    env.filters.update({name: _unknown_aware(f, name) for name, f in env.filters.items()})
     env.tests.update(
         {
             "failed": _test_result("failed"),
@@ -149,7 +151,62 @@ def _build_env() -> jinja2.Environment:
         }
     )
     env.globals["lookup"] = lookup
+    env.tests.update({name: _unknown_test(env.tests[name]) for name in _TESTS_OF_VALUES})
     return env
+
+
+#: Tests whose answer depends on the value (not its type): over a value only the run knows,
+#: the answer is decided at run time. Type tests (``is string``) answer for the placeholder.
+_TESTS_OF_VALUES = ("failed", "changed", "skipped", "succeeded", "success", "match", "search", "regex", "in")
+
+
+def _filtered_value(f: Any, args: tuple[Any, ...]) -> Any:
+    # Jinja passes a context/environment first to filters marked with @pass_*
+    index = 1 if getattr(f, "jinja_pass_arg", None) is not None else 0
+    return args[index] if len(args) > index else None
+
+
+def _unknown_aware(f: Any, name: str) -> Any:
+    """A filter that fails on a value only the run knows gives a value only the run knows,
+    never an error (``r.stdout | from_json`` in a dry-run). One that succeeds keeps its
+    result: ``quote`` or ``join`` over a placeholder is how the plan shows the command."""
+
+    @functools.wraps(f)
+    def filtered(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except UnknownValue:
+            raise
+        except Exception:
+            unknown = next((a for a in (*args, *kwargs.values()) if _holds_unknown(a)), None)
+            if unknown is None:
+                raise
+            value = _filtered_value(f, args)
+            label = f"{value._label} | {name}" if isinstance(value, Unknown) else f"unknown: {name}"
+            raise UnknownValue(Unknown(label)) from None
+
+    return filtered
+
+
+def _unknown_test(t: Any) -> Any:
+    @functools.wraps(t)
+    def test(*args: Any, **kwargs: Any) -> Any:
+        value = _filtered_value(t, args)
+        if isinstance(value, Unknown):
+            raise UnknownValue(value)
+        return t(*args, **kwargs)
+
+    return test
+
+
+def _holds_unknown(value: Any, depth: int = 3) -> bool:
+    if isinstance(value, Unknown):
+        return True
+    if depth and isinstance(value, Mapping):
+        return any(_holds_unknown(v, depth - 1) for v in value.values())
+    if depth and isinstance(value, list | tuple):
+        return any(_holds_unknown(v, depth - 1) for v in value)
+    return False
 
 
 def lookup(kind: str, *terms: str, default: Any = None) -> Any:

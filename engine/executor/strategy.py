@@ -97,6 +97,8 @@ class StrategyMixin(TaskMixin):
         if not (block.rescue or block.always):
             return self.run_tasks(block.block, hosts, inner)
         failed = self.run_tasks(block.block, hosts, inner)
+        if self.options.dry_run and block.rescue:
+            self._rescue_undecided(block, [h for h in hosts if h not in failed])
         if failed and block.rescue:
             for h in failed:
                 self._rescue(h)
@@ -117,6 +119,16 @@ class StrategyMixin(TaskMixin):
             task, result = state.failure
             state.facts["ansible_failed_task"] = {"name": task.name or task.action, "action": task.action, "pos": str(task.pos)}
             state.facts["ansible_failed_result"] = result
+
+    def _rescue_undecided(self, block: Task, hosts: list[str]) -> None:
+        """In a dry-run, a host that got through the block may still fail there at run time,
+        and its rescue then sets variables: for the plan they are decided at run time."""
+        from engine.executor.defines import names_defined
+        from engine.template import Unknown
+
+        for name in names_defined(block.rescue):
+            for h in hosts:
+                self._host(h).facts[name] = Unknown(f"decided at run time: {name}")
 
     def _enter_role(self, block: Task, hosts: list[str], inherited: Inherited) -> list[str]:
         """Validate the role's argument specs on each host before its first task."""
