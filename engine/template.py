@@ -63,9 +63,11 @@ class Unknown:
         yield Unknown(f"{self._label}[*]")
 
     def __str__(self) -> str:
+        _seen.count = getattr(_seen, "count", 0) + 1
         return f"<{self._label}>"
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        return f"<{self._label}>"
 
     def __bool__(self) -> bool:
         raise UnknownValue(self)
@@ -92,6 +94,17 @@ class Unknown:
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
     __truediv__ = __floordiv__ = __mod__ = _op
     __int__ = __float__ = _op
+
+
+class PartlyUnknown(str):
+    """Text with a placeholder rendered into it (``"profile-<registered: x.name>-c1"``): the
+    plan shows it as text, but it is not the value the run will have, so nothing checks it
+    as one (argument schemas, process names) before the run."""
+
+    __slots__ = ()
+
+
+_seen = threading.local()  # how many placeholders this thread has rendered as text
 
 
 class _StrictChainableUndefined(ChainableUndefined, StrictUndefined):
@@ -169,7 +182,8 @@ def _filtered_value(f: Any, args: tuple[Any, ...]) -> Any:
 def _unknown_aware(f: Any, name: str) -> Any:
     """A filter that fails on a value only the run knows gives a value only the run knows,
     never an error (``r.stdout | from_json`` in a dry-run). One that succeeds keeps its
-    result: ``quote`` or ``join`` over a placeholder is how the plan shows the command."""
+    result: ``quote`` or ``join`` over a placeholder is how the plan shows the command. A
+    check a filter makes of known input (an engine error) stays an error."""
 
     @functools.wraps(f)
     def filtered(*args: Any, **kwargs: Any) -> Any:
@@ -177,13 +191,14 @@ def _unknown_aware(f: Any, name: str) -> Any:
             return f(*args, **kwargs)
         except UnknownValue:
             raise
-        except Exception:
-            unknown = next((a for a in (*args, *kwargs.values()) if _holds_unknown(a)), None)
-            if unknown is None:
-                raise
+        except Exception as exc:
             value = _filtered_value(f, args)
-            label = f"{value._label} | {name}" if isinstance(value, Unknown) else f"unknown: {name}"
-            raise UnknownValue(Unknown(label)) from None
+            if _holds_unknown(value):
+                label = f"{value._label} | {name}" if isinstance(value, Unknown) else f"unknown: {name}"
+                raise UnknownValue(Unknown(label)) from None
+            if isinstance(exc, SmlplayError) or not any(_holds_unknown(a) for a in (*args, *kwargs.values())):
+                raise
+            raise UnknownValue(Unknown(f"unknown: {name}")) from None
 
     return filtered
 
@@ -200,11 +215,13 @@ def _unknown_test(t: Any) -> Any:
 
 
 def _holds_unknown(value: Any, depth: int = 3) -> bool:
-    if isinstance(value, Unknown):
+    """An Unknown in a value, or in plain containers of it (lazy mappings such as
+    ``hostvars`` are not walked: that would render every variable)."""
+    if isinstance(value, Unknown | PartlyUnknown):
         return True
-    if depth and isinstance(value, Mapping):
+    if depth and type(value) is dict:
         return any(_holds_unknown(v, depth - 1) for v in value.values())
-    if depth and isinstance(value, list | tuple):
+    if depth and type(value) in (list, tuple):
         return any(_holds_unknown(v, depth - 1) for v in value)
     return False
 
@@ -299,10 +316,13 @@ class Templar:
         try:
             template = self._compiled("expr", source)
             ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
+            before = getattr(_seen, "count", 0)
             consume(template.root_render_func(ctx))
             result = ctx.vars["result"]
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
+            if type(result) is str and getattr(_seen, "count", 0) != before:
+                return PartlyUnknown(result)  # `'a' ~ r.stdout`: text around a placeholder
             return result
         except UnknownValue:
             raise
@@ -382,7 +402,9 @@ class Templar:
         try:
             template = self._compiled("str", value)
             ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
-            return str(self.env.concat(template.root_render_func(ctx)))
+            before = getattr(_seen, "count", 0)
+            text = str(self.env.concat(template.root_render_func(ctx)))
+            return PartlyUnknown(text) if getattr(_seen, "count", 0) != before else text
         except UnknownValue:
             return Unknown(f"unknown: {value.strip()}")
         except SmlplayError as exc:
@@ -466,4 +488,4 @@ class _Scope(Mapping[str, Any]):
         return len(self._scope) + len(self._globals)
 
 
-__all__ = ["Templar", "Unknown", "UnknownValue", "check_bare_expression", "nodes"]
+__all__ = ["PartlyUnknown", "Templar", "Unknown", "UnknownValue", "check_bare_expression", "nodes"]

@@ -8,7 +8,7 @@ from typing import Any
 from engine.actions.base import Result
 from engine.errors import ValidationError
 from engine.filters import plain as _plain
-from engine.template import Unknown
+from engine.template import PartlyUnknown, Unknown
 
 RESULT_KEYS_HIDDEN_BY_NO_LOG = ("stdout", "stderr", "stdout_lines", "stderr_lines", "msg", "cmd", "json", "content")
 
@@ -19,7 +19,7 @@ def has_unknown(value: Any) -> bool:
     stack = [value]
     while stack:
         v = stack.pop()
-        if isinstance(v, Unknown):
+        if isinstance(v, Unknown | PartlyUnknown):
             return True
         if isinstance(v, Mapping):
             stack.extend(v.values())

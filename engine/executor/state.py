@@ -60,6 +60,8 @@ class RunnerState:
         self.plan: list[dict[str, Any]] = []
         self._play: Play | None = None
         self._play_layers: list[Layer] = []
+        self._public_defaults: list[Layer] = []  # the play's static roles (scope.py)
+        self._public_vars: list[Layer] = []
         self._play_hosts: list[str] = []
         self._started_at_task = options.start_at_task is None
         self.pending_handlers: list[dict[str, Any]] = []

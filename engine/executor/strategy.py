@@ -46,6 +46,7 @@ class StrategyMixin(TaskMixin):
         hosts = [h for h in hosts if not self._host(h).failed and not self._host(h).unreachable]
         self._play_hosts = hosts
         self._play_layers = self._build_play_layers(play)
+        self._public_defaults, self._public_vars = self._build_public_role_layers(play)
         self.sink.emit("play_start", play=play.name, hosts=hosts, pos=str(play.pos))
         plan_play: dict[str, Any] = {"name": play.name, "hosts": list(hosts), "pattern": play.hosts, "steps": [], "handlers": []}
         self.plan.append(plan_play)
@@ -53,11 +54,22 @@ class StrategyMixin(TaskMixin):
             self.sink.emit("warning", message=f"play '{play.name}': no hosts matched '{play.hosts}'")
             return True
         for h in hosts:
-            self._host(h).notified.clear()
+            state = self._host(h)
+            state.notified.clear()
+            state.ended = False  # end_host ends a host for its play only
+            state.errors_cleared = False
         play_inherited = Inherited(tags=play.tags, environment=(play.environment,) if play.environment else ())
         failed_hosts: set[str] = set()
         try:
-            failed_hosts = self.run_tasks(play.tasks, hosts, play_inherited)
+            start = 0
+            for end in (*play.flush_after, len(play.tasks)):
+                active = [h for h in hosts if h not in failed_hosts]
+                if end > start and active:
+                    failed_hosts |= self.run_tasks(play.tasks[start:end], active, play_inherited)
+                if end < len(play.tasks):  # the last flush is the play's own, below
+                    self.flush_handlers([h for h in hosts if h not in failed_hosts], play_inherited)
+                start = end
+            failed_hosts = {h for h in failed_hosts if not self._host(h).errors_cleared}
             for h in failed_hosts:
                 self._host(h).failed = True
         finally:
@@ -83,7 +95,7 @@ class StrategyMixin(TaskMixin):
             if task.is_block:
                 failed |= self.run_block(task, active, inherited)
             elif task.action == "meta":
-                self._meta(task, active, inherited)
+                failed |= self._meta(task, active, inherited)
             elif task.action in ("include_tasks", "include_role"):
                 failed |= self.run_include(task, active, inherited)
             else:
@@ -217,16 +229,37 @@ class StrategyMixin(TaskMixin):
         path = self.loader.resolve_task_file(str(args["file"]), base, task.role, pos=pos, including=Path(task.pos.file).parent)
         return list(self.loader.task_file(path, task.role, task.where()))
 
-    def _meta(self, task: Task, hosts: list[str], inherited: Inherited) -> None:
+    def _meta(self, task: Task, hosts: list[str], inherited: Inherited) -> set[str]:
+        """``meta``, on the hosts its ``when`` holds for; returns the hosts it failed on (a
+        template error in that ``when``)."""
+        matched: list[str] = []
+        failed: set[str] = set()
+        for host in hosts:
+            try:
+                if self._when(task, self.scope_for(host, task, inherited), inherited, host):
+                    matched.append(host)
+            except SmlplayError as exc:
+                self._finish(task, host, self._host(host), "failed", self._error_result(task, exc), inherited=inherited, error=exc)
+                if not self._ignored(task, inherited):
+                    failed.add(host)
         what = task.args["action"]
+        if not matched:
+            return failed
         if what == "flush_handlers":
             self.flush_handlers(self._play_hosts, inherited)
-        elif what in ("end_play", "end_host"):
+        elif what == "end_play":
             for h in hosts:
                 self._host(h).ended = True
+        elif what == "end_host":
+            for h in matched:
+                self._host(h).ended = True
         elif what == "clear_host_errors":
+            # the hosts that failed so far in this play take part in the next plays again
             for h in self._play_hosts:
-                self._host(h).failed = False
+                state = self._host(h)
+                state.failed = False
+                state.errors_cleared = True
+        return failed
 
     def run_task(self, task: Task, hosts: list[str], inherited: Inherited, *, handler: bool = False) -> set[str]:
         tags = inherited.tags | task.tags
@@ -250,8 +283,8 @@ class StrategyMixin(TaskMixin):
         if run_once and hosts[1:]:
             status, result = results[hosts[0]]
             for host in hosts[1:]:
-                if task.register and not self.options.dry_run:
-                    self._host(host).facts[task.register] = result
+                if task.register:  # every host sees the one result (a placeholder in a dry-run)
+                    self._host(host).facts[task.register] = self._host(hosts[0]).facts.get(task.register, result)
                 results[host] = (status, result)
         failed = {h for h, (status, _) in results.items() if status in ("failed", "unreachable")}
         for h in failed:

@@ -106,6 +106,7 @@ class TaskMixin(HandlersMixin):
                     state.notified.append(name)
         counter = {"ok": "ok", "changed": "changed", "skipped": "skipped", "unreachable": "unreachable", "failed": "failed"}[status]
         if status == "failed" and not ignored:
+            state.errors_cleared = False
             state.failure = (task, result)  # what a rescue sees as ansible_failed_task/result
             if self.options.dry_run:  # raised by render_plan if the host ends failed
                 state.plan_error = error or ValidationError(str(result.get("msg")), pos=task.pos, context=task.where())
