@@ -271,9 +271,9 @@ class Templar:
         cached = self._cache.get(key)
         if cached is None:
             if kind == "expr":
-                cached = self.env.compile_expression(source)._template
+                cached = self.env.compile_expression(literal_backslashes(self.env, source, bare=True))._template
             else:
-                cached = self.env.from_string(source)
+                cached = self.env.from_string(literal_backslashes(self.env, source))
             with self._lock:
                 self._cache[key] = cached
         return cached
@@ -418,6 +418,34 @@ class Templar:
         if isinstance(exc, TemplateSyntaxError):
             return TemplateError(f"template syntax error in '{source}': {exc.message}", pos=pos)
         return TemplateError(f"cannot render '{source}': {_describe(exc)}", pos=pos)
+
+
+def literal_backslashes(env: jinja2.Environment, source: str, *, bare: bool = False) -> str:
+    """Double the backslashes of string literals inside ``{{ }}`` (all of them if ``bare``).
+
+    YAML already unescaped the value once; Jinja would unescape its string literals again,
+    so ``regex_replace('(\\w+)', '\\1')`` would reach ``re`` as ``\x01``. Ansible keeps such
+    backslashes literal in playbook values (not in template files), and so do we.
+    """
+    if "\\" not in source:
+        return source
+    text = f"{{{{{source}}}}}" if bare else source
+    try:
+        tokens = list(env.lexer.tokeniter(text, None))
+    except TemplateSyntaxError:
+        return source  # let the compiler report it on the original text
+    out: list[str] = []
+    in_expression = False
+    for _, kind, value in tokens:
+        if kind == "variable_begin":
+            in_expression = True
+        elif kind == "variable_end":
+            in_expression = False
+        elif kind == "string" and in_expression:
+            value = value.replace("\\", "\\\\")
+        out.append(value)
+    joined = "".join(out)
+    return joined[2:-2] if bare else joined
 
 
 def check_bare_expression(

@@ -26,12 +26,14 @@ class CommandResult:
     timed_out: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        # Ansible's command module strips trailing newlines; `stdout_lines` follows suit
+        stdout, stderr = self.stdout.rstrip("\r\n"), self.stderr.rstrip("\r\n")
         return {
             "rc": self.rc,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "stdout_lines": self.stdout.splitlines(),
-            "stderr_lines": self.stderr.splitlines(),
+            "stdout": stdout,
+            "stderr": stderr,
+            "stdout_lines": stdout.splitlines(),
+            "stderr_lines": stderr.splitlines(),
             "elapsed": round(self.elapsed, 3),
             "timed_out": self.timed_out,
         }

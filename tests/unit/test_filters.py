@@ -207,19 +207,27 @@ def test_combine_list_merge() -> None:
 
 def test_regex_replace() -> None:
     assert r("{{ s | regex_replace('o+', '0') }}", s="foo boo") == "f0 b0"
-    assert r("{{ s | regex_replace('^(\\\\w+)@(.*)$', '\\\\2/\\\\1') }}", s="u@h") == "h/u"
+    assert r("{{ s | regex_replace('^(\\w+)@(.*)$', '\\2/\\1') }}", s="u@h") == "h/u"
     assert r("{{ s | regex_replace('A', 'x', ignorecase=True) }}", s="aA") == "xx"
     assert r("{{ s | regex_replace('a', 'x', count=1) }}", s="aaa") == "xaa"
+
+
+def test_regex_backslashes_are_literal_in_playbook_values() -> None:
+    # YAML unescaped the value already; Jinja string literals keep backslashes (as Ansible)
+    assert r(r"{{ 'host-12' | regex_replace('(\w+)-(\d+)', '\2_\1') }}") == "12_host"
+    assert r(r"{{ 'a\nb' }}") == "a\\nb"
+    assert r(r"x\y {{ 'a\b' | length }}") == "x\\y 3"
+    assert T.evaluate(r"'a1' is match('\w\d')", {}) is True
 
 
 def test_regex_search() -> None:
     assert r("{{ s | regex_search('[0-9]+') }}", s="gpu17 gpu2") == "17"
     assert r("{{ s | regex_search('zzz') }}", s="abc") is None
-    assert r("{{ s | regex_search('(?P<n>[a-z]+)(\\\\d+)', '\\\\2', '\\\\1') }}", s="node12") == [
+    assert r("{{ s | regex_search('(?P<n>[a-z]+)(\\d+)', '\\2', '\\1') }}", s="node12") == [
         "12",
         "node",
     ]
-    assert r("{{ s | regex_search('(?P<n>[a-z]+)', '\\\\g<n>') }}", s="node12") == ["node"]
+    assert r("{{ s | regex_search('(?P<n>[a-z]+)', '\\g<n>') }}", s="node12") == ["node"]
     assert r("{{ s | regex_search('NODE', ignorecase=True) }}", s="node") == "node"
 
 
