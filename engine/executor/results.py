@@ -51,14 +51,6 @@ def _arg_pos(args: Any, exc: ValidationError) -> Any:
     return getattr(args, "pos", None)
 
 
-def _status(result: Result) -> str:
-    if result.get("failed"):
-        return "failed"
-    if result.get("skipped"):
-        return "skipped"
-    return "changed" if result.get("changed") else "ok"
-
-
 def _censor(result: Result) -> Result:
     return {k: ("<hidden by no_log>" if k in RESULT_KEYS_HIDDEN_BY_NO_LOG else v) for k, v in result.items()}
 

@@ -15,6 +15,7 @@ from typing import Any
 from engine.actions.base import Result
 from engine.errors import SmlplayError
 from engine.executor.inherited import Inherited
+from engine.executor.outcome import TaskResult
 from engine.executor.results import _plain
 from engine.executor.roleargs import check_role_arguments
 from engine.executor.task import TaskMixin
@@ -167,12 +168,12 @@ class StrategyMixin(TaskMixin):
             try:
                 expansions = self._expansions(task, host, inherited)
             except SmlplayError as exc:
-                self._finish(task, host, self._host(host), "failed", self._error_result(task, exc), inherited=inherited, error=exc)
+                self._finish(task, host, self._host(host), TaskResult.from_error(task, exc), inherited=inherited)
                 if not self._ignored(task, inherited):
                     failed.add(host)
                 continue
             if expansions is None:
-                self._finish(task, host, self._host(host), "skipped", {"skipped": True, "changed": False})
+                self._finish(task, host, self._host(host), TaskResult.skipped())
                 continue
             for key, expansion in expansions:
                 by_target.setdefault(key, []).append((host, expansion))
@@ -185,11 +186,11 @@ class StrategyMixin(TaskMixin):
                 blocks = self._included_blocks(task, args)
             except SmlplayError as exc:
                 for h in target_hosts:
-                    self._finish(task, h, self._host(h), "failed", self._error_result(task, exc), inherited=inherited, error=exc)
+                    self._finish(task, h, self._host(h), TaskResult.from_error(task, exc), inherited=inherited)
                 failed |= {h for h in target_hosts if not self._ignored(task, inherited)}
                 continue
             for h in target_hosts:
-                self._finish(task, h, self._host(h), "ok", {"changed": False, "include": _plain(args)}, inherited=inherited)
+                self._finish(task, h, self._host(h), TaskResult({"changed": False, "include": _plain(args)}), inherited=inherited)
             layers = inherited.layers
             extra: dict[str, Any] = dict(ivars)
             if item is not None:
@@ -239,7 +240,7 @@ class StrategyMixin(TaskMixin):
                 if self._when(task, self.scope_for(host, task, inherited), inherited, host):
                     matched.append(host)
             except SmlplayError as exc:
-                self._finish(task, host, self._host(host), "failed", self._error_result(task, exc), inherited=inherited, error=exc)
+                self._finish(task, host, self._host(host), TaskResult.from_error(task, exc), inherited=inherited)
                 if not self._ignored(task, inherited):
                     failed.add(host)
         what = task.args["action"]
