@@ -65,9 +65,11 @@ class TaskMixin(AttemptsMixin):
                 continue
             outcome.label = self._item_label(task, iscope, item)
             self.sink.emit("item_result", task=task.display_name, host=host, item=_plain(outcome.label), status=outcome.status)
+            if self.control.cancel.is_set() or self.processes.failure.is_set():
+                break  # the run is stopping (a signal, a critical process died): no more items
             if task.loop_control.pause:
                 time.sleep(task.loop_control.pause)
-        return TaskResult.of_items(outcomes, task.loop_control.loop_var, items)
+        return TaskResult.of_items(outcomes, task.loop_control.loop_var, items[: len(outcomes)])
 
     def _finish(
         self, task: Task, host: str, state: HostState, outcome: TaskResult, *,
