@@ -28,7 +28,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import consume
 
-from engine.errors import Position, SmlplayError, TemplateError
+from engine.errors import Position, SmlplayError, TemplateError, UndefinedVariableError
 from engine.filters import FILTERS
 from engine.load.yaml import position_of
 
@@ -417,7 +417,8 @@ class Templar:
     def _error(self, exc: Exception, source: str, pos: Position | None) -> TemplateError:
         if isinstance(exc, TemplateSyntaxError):
             return TemplateError(f"template syntax error in '{source}': {exc.message}", pos=pos)
-        return TemplateError(f"cannot render '{source}': {_describe(exc)}", pos=pos)
+        kind = UndefinedVariableError if isinstance(exc, UndefinedError) else TemplateError
+        return kind(f"cannot render '{source}': {_describe(exc)}", pos=pos)
 
 
 def literal_backslashes(env: jinja2.Environment, source: str, *, bare: bool = False) -> str:

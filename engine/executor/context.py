@@ -56,6 +56,9 @@ class HostState:
     failure: tuple[Any, dict[str, Any]] | None = None
     #: In a dry-run, the error of that failure: a host that ends failed refuses the plan.
     plan_error: Exception | None = None
+    #: In a dry-run, an include of this host could not be expanded (its file is decided at
+    #: run time): what it would define is unknown, so an undefined variable is not an error.
+    open_world: bool = False
 
 
 @dataclass

@@ -9,9 +9,10 @@ from typing import Any
 
 from engine import actions
 from engine.actions.base import Result
-from engine.errors import ValidationError
+from engine.errors import SmlplayError, ValidationError
 from engine.executor.inherited import Inherited
 from engine.executor.keywords import KeywordsMixin
+from engine.executor.outcome import TaskResult
 from engine.executor.ports import Claim, address_key
 from engine.executor.results import _describe_args, _plain
 from engine.health import HealthSpec
@@ -83,6 +84,17 @@ class PlannerMixin(KeywordsMixin):
         )
         self._record_step(step)
         return {"changed": bool(task.notify), "skipped": False}
+
+    def _plan_undecided(self, task: Task, host: str, inherited: Inherited, exc: SmlplayError) -> TaskResult:
+        """A task the dry-run cannot render because an include it did not expand may define
+        what it uses: planned as decided at run time."""
+        conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
+        self._record_step(PlanStep(
+            play=self._play.name if self._play else "", host=host, task=self._title(task, host, inherited),
+            action=str(task.action), detail=f"(decided at run time: {exc.message})",
+            pos=f"{task.pos.file}:{task.pos.line}", condition=" and ".join(conditions) or None,
+        ))
+        return TaskResult({"changed": False}, ran=False)
 
     def _book_ports(self, action: str, args: Mapping[str, Any], host: str, task: Task) -> None:
         name = str(args.get("name"))

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.actions.base import Result
-from engine.errors import SmlplayError
+from engine.errors import SmlplayError, TemplateError
 from engine.executor.inherited import Inherited
 from engine.executor.outcome import TaskResult
-from engine.executor.results import _plain
+from engine.executor.results import _plain, has_unknown
 from engine.executor.roleargs import check_role_arguments
 from engine.executor.task import TaskMixin
 from engine.load.yaml import position_of
@@ -181,6 +181,12 @@ class StrategyMixin(TaskMixin):
             args, item, ivars = entries[0][1]
             target_hosts = [h for h, _ in entries if h not in failed]  # a failed host stops
             if not target_hosts:
+                continue
+            if self.options.dry_run and has_unknown(args):
+                # which file or role is decided at run time: so is whatever it defines
+                for h in target_hosts:
+                    self._host(h).open_world = True
+                    self._finish(task, h, self._host(h), self._plan_undecided(task, h, inherited, TemplateError(f"{task.action} {_plain(args)}")))
                 continue
             try:
                 blocks = self._included_blocks(task, args)

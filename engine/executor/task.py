@@ -8,7 +8,7 @@ from typing import Any
 
 from engine import actions
 from engine.actions.base import ActionContext, Result
-from engine.errors import SmlplayError, TemplateError, ValidationError
+from engine.errors import SmlplayError, TemplateError, UndefinedVariableError, ValidationError
 from engine.executor.attempts import AttemptsMixin, _Progress, _Unreachable
 from engine.executor.context import HostState
 from engine.executor.inherited import Inherited
@@ -37,6 +37,11 @@ class TaskMixin(AttemptsMixin):
                 outcome = self._loop(task, host, scope, inherited)
         except _Unreachable as exc:
             outcome = TaskResult.unreachable(exc.message)
+        except UndefinedVariableError as exc:
+            if self.options.dry_run and state.open_world:  # an unexpanded include may define it
+                outcome = self._plan_undecided(task, host, inherited, exc)
+            else:
+                outcome = TaskResult.from_error(task, exc)
         except SmlplayError as exc:
             # A template error, an undefined variable, `mandatory`, a bad loop or `when`: a
             # failure of this task on this host (Ansible 2.19), which ignore_errors and

@@ -236,3 +236,22 @@ def test_dry_run_leaves_what_a_rescue_sets_to_the_run(tmp_path: Path, monkeypatc
         """,
     )
     assert steps[-1]["detail"] == "flag=<decided at run time: flag>"
+
+
+def test_dry_run_leaves_an_include_of_a_registered_name_to_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is decided at run time, and so is what it defines: not an undefined variable."""
+    (tmp_path / "b.yml").write_text("- set_fact: {from_b: yes_b}\n")
+    playbook = """
+        - hosts: h1
+          tasks:
+            - command: echo b
+              register: which
+            - include_tasks: "{{ which.stdout }}.yml"
+            - debug: {msg: "{{ from_b }}"}
+        """
+    steps = plan_steps(tmp_path, monkeypatch, playbook)
+    assert [s["action"] for s in steps] == ["command", "include_tasks", "debug"]
+    assert all(s["detail"].startswith("(decided at run time") for s in steps[1:]), steps
+    out = run(tmp_path, monkeypatch, playbook)
+    assert out.rc == 0, out.output
+    assert [e["result"].get("msg") for e in out.events("task_result") if e["action"] == "debug"] == ["yes_b"]
