@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import httpclient
-from engine.errors import HealthCheckError
+from engine.errors import HealthCheckError, ValidationError
 from engine.transport.base import ProcessRecord, Transport
 from engine.units import format_duration, parse_duration
 
@@ -61,12 +61,20 @@ class HealthSpec:
     process: str | None = None
 
     @classmethod
-    def from_rendered(cls, data: Mapping[str, Any], *, default_timeout: float | None = None) -> HealthSpec:
+    def from_rendered(
+        cls, data: Mapping[str, Any], *, default_timeout: float | None = None, source: Any = None, context: str | None = None
+    ) -> HealthSpec:
         """From the rendered ``health:`` block; a rendered value of the wrong type (a port
-        ``"{{ name }}"`` that is not a number) is a :class:`ValidationError`, never a crash."""
-        from engine.load.schema import HEALTH, validate
+        ``"{{ name }}"`` that is not a number) is a :class:`ValidationError`, never a crash,
+        placed at the field of ``source`` (the block as written) and naming ``context``."""
+        from engine.load.schema import HEALTH, position_for, validate
 
-        data = validate(HEALTH, data, what="health check")
+        try:
+            data = validate(HEALTH, data, what="health check", context=context)
+        except ValidationError as exc:
+            if source is not None:
+                exc.pos = position_for(source, list(getattr(exc, "path", None) or [])) or getattr(source, "pos", None) or exc.pos
+            raise
         probes: list[Probe] = []
         for kind in PROBE_KINDS:
             if kind not in data:

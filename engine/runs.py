@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine import secrets as masking
 from engine.errors import ValidationError
 
 DEFAULT_RUNS_DIR = "runs"
@@ -63,9 +64,10 @@ def private_mkdir(directory: Path) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON, atomically, 0600, with every secret value masked."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8", opener=private_opener) as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.write(masking.mask_text(json.dumps(data, indent=2, sort_keys=True, default=str)))
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -93,7 +95,7 @@ class RunRecord:
         try:
             text = playbook.read_text(encoding="utf-8")
             with open(path / "playbook.yaml", "w", encoding="utf-8", opener=private_opener) as f:
-                f.write(text)
+                f.write(masking.mask_text(text))
         except OSError:
             pass
         record = cls(path)
@@ -158,7 +160,7 @@ class RunRecord:
 
     def event(self, kind: str, **data: Any) -> dict[str, Any]:
         event = {"ts": round(time.time(), 3), "event": kind, **data}
-        line = json.dumps(event, default=str, sort_keys=True)
+        line = masking.mask_text(json.dumps(event, default=str, sort_keys=True))
         with self._lock, open(self.path / "events.jsonl", "a", encoding="utf-8", opener=private_opener) as f:
             f.write(line + "\n")
         return event

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import secrets
 from engine.errors import Position, TemplateError
 from engine.template import Templar
 
@@ -116,6 +117,8 @@ class VarScope(Mapping[str, Any]):
             finally:
                 self._resolving.pop()
         value = self._apply_patches(key, value)
+        if secrets.is_secret_name(key):
+            secrets.remember(value)  # masked wherever it, or a string holding it, goes out
         self._cache[key] = value
         return value
 

@@ -29,15 +29,15 @@ import voluptuous as vol
 
 from engine.actions.base import ActionContext, Result, action
 from engine.errors import ValidationError
-from engine.load.types import Duration, OneOf
+from engine.load.types import Duration, IntRange, Nullable, OneOf
 from engine.schedulers import SCHEDULERS, Allocation, AllocationSpec, Hooks, Layout
 from engine.schedulers.base import ADOPT_ENV
 from engine.slurm.request import AllocationRequest
+from engine.undo import release_allocation
 from engine.units import parse_duration
 
 #: The arguments that make up the Slurm request (``time`` is sbatch's name for time_limit).
 _REQUEST_FIELDS = frozenset({f.name for f in fields(AllocationRequest)} - {"time_limit"} | {"time"})
-_POSITIVE = vol.All(int, vol.Range(min=1))
 _DURATION = Duration()
 
 
@@ -58,8 +58,8 @@ def _describe(args: dict[str, Any]) -> str:
     "slurm_allocate",
     {
         vol.Optional("scheduler"): OneOf(sorted(SCHEDULERS)),
-        vol.Optional("nodes"): vol.Any(None, _POSITIVE),
-        vol.Optional("gpus_per_node"): vol.Any(None, vol.All(int, vol.Range(min=0))),
+        vol.Optional("nodes"): Nullable(IntRange(1, 65536, "a number of nodes")),  # the largest machines have ~10k
+        vol.Optional("gpus_per_node"): Nullable(IntRange(0, 256, "a number of GPUs per node")),
         vol.Optional("partition"): vol.Any(None, str),
         vol.Optional("account"): vol.Any(None, str),
         vol.Optional("qos"): vol.Any(None, str),
@@ -93,13 +93,14 @@ def slurm_allocate(ctx: ActionContext, args: dict[str, Any]) -> Result:
     scheduler = SCHEDULERS[str(args.get("scheduler", "slurm"))]
     if ctx.check_mode:
         allocation = scheduler.placeholder(spec)
+        release = scheduler.release_command(allocation.job_id) if allocation.owned else None
+        if release is not None and ctx.push_teardown is not None:
+            ctx.push_teardown(release_allocation(gateway, release).to_dict())  # what the plan shows
     else:
-        release: dict[str, Any] = {}
 
         def on_submitted(cmd: str) -> None:
-            release.update(kind="command", host=gateway, cmd=cmd, tier=3, label=f"release the allocation ({cmd})")
             if ctx.push_teardown is not None:
-                ctx.push_teardown(dict(release))
+                ctx.push_teardown(release_allocation(gateway, cmd).to_dict())
 
         hooks = Hooks(
             progress=lambda msg: ctx.reporter.progress(ctx.host, msg) if ctx.reporter else None,

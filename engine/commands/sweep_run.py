@@ -25,10 +25,10 @@ def run_sweep_command(playbook: str, sweeps: tuple[str, ...], *, zip_axes: bool,
     if dry_run:
         sweep_dry_run(playbook, inventory, options, points, fmt=fmt, echo=click.echo)
         return
-    from engine.display import JsonDisplay, TextDisplay
+    from engine.live import make_sink
 
     def sink() -> Any:
-        return JsonDisplay() if output == "json" else TextDisplay(verbosity=kw.get("verbose", 0))
+        return make_sink(output, kw.get("verbose", 0))
 
     outcome = run_sweep(
         playbook, inventory, options, points, axes,

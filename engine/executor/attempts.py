@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import actions
+from engine import actions, secrets
 from engine.actions.base import ActionContext, Result
 from engine.errors import HealthCheckError, SmlplayError, TemplateError
 from engine.executor.handlers import HandlersMixin
@@ -18,6 +18,7 @@ from engine.health import HealthSpec, wait_healthy
 from engine.load.yaml import position_of
 from engine.model import Task
 from engine.transport.base import ProcessRecord
+from engine.units import rendered_duration
 from engine.vars import VarScope
 
 
@@ -72,7 +73,8 @@ class AttemptsMixin(HandlersMixin):
                 raw = int(str(raw))
             except ValueError:
                 raise TemplateError(f"retries must be a non-negative integer, got {raw!r}", pos=position_of(task.retries) or task.pos, context=task.where()) from None
-        return raw, float(self._render(task.delay, scope, task) or 0)
+        delay = rendered_duration(self._render(task.delay, scope, task) or 0, what="delay", pos=position_of(task.delay) or task.pos, context=task.where())
+        return raw, delay
 
     def _result_keywords(self, task: Task, scope: VarScope, result: Result) -> None:
         if not (task.changed_when or task.failed_when):
@@ -103,11 +105,11 @@ class AttemptsMixin(HandlersMixin):
 
             private_mkdir(ctx.log_path.parent)
             with open(ctx.log_path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(trace)
+                f.write(secrets.mask_text(trace))
             return {"failed": True, "msg": f"internal error in action '{act.name}': {type(exc).__name__}: {exc} (traceback in {ctx.log_path})"}
 
     def _health(self, task: Task, host: str, transport: Any, health: Mapping[str, Any], result: Result) -> Result:
-        spec = HealthSpec.from_rendered(health, default_timeout=self.options.health_timeout)
+        spec = HealthSpec.from_rendered(health, default_timeout=self.options.health_timeout, source=task.health, context=task.where())
         watched: ProcessRecord | None = None
         if spec.process:
             watched = self.processes.get(host, spec.process)
@@ -168,7 +170,7 @@ class AttemptsMixin(HandlersMixin):
             from engine.runs import private_opener
 
             with open(path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(text)
+                f.write(secrets.mask_text(text))
 
 class _Unreachable(Exception):
     def __init__(self, message: str) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.errors import TemplateError
+from engine.errors import SmlplayError, TemplateError
 from engine.executor.evaluation import Evaluation, Failed, Known, Undecided, decide, evaluate
 from engine.executor.inherited import Inherited
 from engine.executor.scope import ScopeMixin
 from engine.load.yaml import position_of
 from engine.model import Task
-from engine.template import Unknown
+from engine.template import Unknown, UnknownValue
 from engine.vars import VarScope
 
 
@@ -54,7 +54,7 @@ class KeywordsMixin(ScopeMixin):
 
     def _when(self, task: Task, scope: VarScope, inherited: Inherited, host: str) -> bool:
         for expr, pos in self._conditions(task, inherited):
-            ev = self._condition(expr, pos, scope)
+            ev = self._when_value(expr, pos, scope)
             if isinstance(ev, Failed):
                 raise ev.error.with_context(task.where())
             if not decide("when", ev, dry_run=self.options.dry_run):
@@ -71,11 +71,16 @@ class KeywordsMixin(ScopeMixin):
     def _title(self, task: Task, host: str, inherited: Inherited) -> str:
         """The task's name with its ``{{ }}`` rendered for the first host, as Ansible shows it
         (the raw name when it needs a loop item or a value only the run knows)."""
-        name = task.display_name
-        if "{{" not in name:
-            return name
-        ev = evaluate(lambda: str(self.templar.render(name, self.scope_for(host, task, inherited))))
-        return str(ev.value) if isinstance(ev, Known) else name
+        from engine.names import render_name
+
+        name = task.name
+        if not name or ("{{" not in name and "{%" not in name):
+            return task.display_name
+        try:
+            shown = render_name(self.templar, name, self.scope_for(host, task, inherited), str(task.action or "block"))
+        except (SmlplayError, UnknownValue):  # the scope itself cannot be built yet
+            return task.display_name
+        return f"{task.role.name} : {shown}" if task.role else shown
 
     def _placeholder(self, host: str) -> bool:
         """A dry-run's stand-in for a node that only exists once allocated."""
@@ -83,9 +88,9 @@ class KeywordsMixin(ScopeMixin):
 
     def _decidable(self, task: Task, scope: VarScope, inherited: Inherited) -> bool:
         """Can every ``when`` of the task be evaluated before the run (dry-run)?"""
-        return not any(isinstance(self._condition(e, p, scope), Undecided) for e, p in self._conditions(task, inherited))
+        return not any(isinstance(self._when_value(e, p, scope), Undecided) for e, p in self._conditions(task, inherited))
 
-    def _condition(self, expr: Any, pos: Any, scope: VarScope) -> Evaluation:
+    def _when_value(self, expr: Any, pos: Any, scope: VarScope) -> Evaluation:
         return evaluate(lambda: self.templar.condition(expr, scope, keyword="when", pos=pos))
 
     def _loop_items(self, task: Task, scope: VarScope) -> list[Any]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import actions
+from engine import actions, undo
 from engine.actions.base import Result
 from engine.errors import SmlplayError, ValidationError
 from engine.executor.inherited import Inherited
@@ -18,6 +18,7 @@ from engine.executor.results import _describe_args, _plain
 from engine.health import HealthSpec
 from engine.load.yaml import position_of
 from engine.model import Task
+from engine.secrets import NO_LOG_TEXT, censor_args
 from engine.slurm.srun import ContainerFlags
 from engine.template import Unknown, UnknownValue
 from engine.vars import VarScope
@@ -65,7 +66,6 @@ class PlannerMixin(KeywordsMixin):
                 except UnknownValue as exc:
                     body = f"(rendered at run time: it depends on {exc.unknown})"
                 detail += f"\n--- {path.name} ---\n" + body
-        conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
         step = PlanStep(
             play=self._play.name if self._play else "",
             host=host,
@@ -74,27 +74,61 @@ class PlannerMixin(KeywordsMixin):
             detail=str(detail),
             pos=f"{task.pos.file}:{task.pos.line}",
             args=_plain(args),
-            health=HealthSpec.from_rendered(health).describe() if health else [],
+            health=HealthSpec.from_rendered(health, source=task.health, context=task.where()).describe() if health else [],
             notify=list(task.notify),
-            condition=" and ".join(conditions) or None,
+            condition=self._condition(task, inherited),
             item=_plain(item),
             label=_plain(self._item_label(task, scope, item)) if task.loop_control.label is not None else None,
             delegate_to=target if target != host else None,
             via=self._via(target),
         )
+        if task.no_log or inherited.no_log:  # a no_log task's arguments (and files) are not shown
+            step.detail, step.args = NO_LOG_TEXT, censor_args(step.args)
         self._record_step(step)
+        if act.teardown is not None and isinstance(args, Mapping):
+            try:
+                entry = act.teardown(args, target)
+            except (KeyError, TypeError, ValueError, ValidationError, UnknownValue):
+                entry = None  # its args depend on the run: the step above says so
+            if entry is not None:
+                self._plan_teardown(entry.to_dict(), task, host, inherited)
         return {"changed": bool(task.notify), "skipped": False}
 
     def _plan_undecided(self, task: Task, host: str, inherited: Inherited, exc: SmlplayError) -> TaskResult:
         """A task the dry-run cannot render because an include it did not expand may define
         what it uses: planned as decided at run time."""
-        conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
         self._record_step(PlanStep(
             play=self._play.name if self._play else "", host=host, task=self._title(task, host, inherited),
             action=str(task.action), detail=f"(decided at run time: {exc.message})",
-            pos=f"{task.pos.file}:{task.pos.line}", condition=" and ".join(conditions) or None,
+            pos=f"{task.pos.file}:{task.pos.line}", condition=self._condition(task, inherited),
         ))
         return TaskResult({"changed": False}, ran=False)
+
+    @staticmethod
+    def _condition(task: Task, inherited: Inherited) -> str | None:
+        return " and ".join([str(w) for w, _ in inherited.when] + [str(w) for w in task.when]) or None
+
+    def _teardown_pusher(self, task: Task, host: str, inherited: Inherited) -> Callable[[dict[str, Any]], None]:
+        """What an action's ``ctx.push_teardown`` is: the run's stack, or in a dry-run the
+        same stack with what the plan's TEARDOWN section shows about the entry."""
+        if not self.options.dry_run:
+            return self.teardown.push
+        return lambda entry: self._plan_teardown(entry, task, host, inherited)
+
+    def _plan_teardown(self, entry: dict[str, Any], task: Task, host: str, inherited: Inherited) -> None:
+        typed = undo.from_dict(entry)
+        how = typed.how({k: str(v) for k, v in self._connection_vars(typed.host).items()})
+        condition = self._condition(task, inherited)
+        self.teardown.push(
+            {
+                **entry,
+                "how": how,
+                "task": self._title(task, host, inherited),
+                "play": self._play.name if self._play else "",
+                "pos": f"{task.pos.file}:{task.pos.line}",
+                **({"condition": condition} if condition else {}),
+            }
+        )
 
     def _book_ports(self, action: str, args: Mapping[str, Any], host: str, task: Task) -> None:
         name = str(args.get("name"))

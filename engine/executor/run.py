@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine import secrets
 from engine.errors import Interrupted, SmlplayError
 from engine.events import EventSink, Fanout, NullSink
 from engine.executor.context import RunControl, RunOptions
@@ -33,6 +34,7 @@ from engine.executor.teardown import TeardownStack
 from engine.inventory import Inventory
 from engine.load.loader import Loader
 from engine.model import Playbook
+from engine.plan import RenderedPlan
 from engine.runs import RunRecord, runs_dir
 from engine.transport.base import ProcessRecord
 from engine.transport.pool import TransportPool
@@ -61,6 +63,7 @@ def load(playbook_path: str | Path, inventory_path: str | Path | None) -> tuple[
     return playbook, inventory, loader
 
 
+@secrets.masks_result  # every dry-run format and plan.json show ******** for a secret
 def render_plan(
     playbook: Playbook,
     inventory_path: str | Path | None,
@@ -70,7 +73,20 @@ def render_plan(
     sink: EventSink | None = None,
 ) -> list[dict[str, Any]]:
     """Render every task for every host without executing anything (dry-run)."""
+    return render(playbook, inventory_path, options, loader, sink=sink).plays
+
+
+def render(
+    playbook: Playbook,
+    inventory_path: str | Path | None,
+    options: RunOptions,
+    loader: Loader,
+    *,
+    sink: EventSink | None = None,
+) -> RenderedPlan:
+    """The dry-run's plan: every step, and what the run would register to undo."""
     inventory = Inventory.from_file(inventory_path) if inventory_path else Inventory.implicit()
+    secrets.collect_static(playbook, inventory, options.extra_vars)
     runner = Runner(
         playbook,
         inventory,
@@ -84,7 +100,7 @@ def render_plan(
     for state in runner.hosts.values():
         if state.failed and state.plan_error is not None:
             raise state.plan_error  # a failure the run cannot avoid (assert, undefined variable)
-    return runner.plan
+    return RenderedPlan(runner.plan, runner.teardown.entries(), keep_running=options.keep_running)
 
 
 class _SignalHandler:
@@ -136,8 +152,10 @@ def execute(
     sink: EventSink,
     argv: list[str] | None = None,
 ) -> Outcome:
+    sink = secrets.masked_sink(sink)  # the console never shows a secret (the record masks its own)
     playbook, inventory, loader = load(playbook_path, inventory_path)
-    plan = render_plan(playbook, inventory_path, options, loader)  # raises on bad input
+    rendered = render(playbook, inventory_path, options, loader)  # raises on bad input
+    plan = rendered.plays
     if options.dry_run:
         return Outcome(True, 0, None, {}, plan)
 
@@ -146,7 +164,7 @@ def execute(
         record.update(status="running", pid=os.getpid(), started=time.time(), host=os.uname().nodename)
     else:
         record = RunRecord.create(Path(playbook_path), argv=argv)
-    record.write_plan({"playbook": str(playbook_path), "plays": plan})
+    record.write_plan({"playbook": str(playbook_path), **rendered.to_dict()})
     control = RunControl()
     sinks = Fanout(sink, _RecordSink(record))
     runner: Runner | None = None
@@ -273,6 +291,8 @@ def _undo(entry: dict[str, Any], live: dict[tuple[str, str], ProcessRecord], tra
         was_running = transport.stop(record, grace=float(entry.get("grace", 10)))
         return "stopped" if was_running else "had already exited"
     if kind == "command":
+        if secrets.MASK in str(entry["cmd"]):  # replayed from state.json, where secrets are masked
+            raise SmlplayError(f"'{entry['cmd']}' on {entry['host']} holds a masked secret: run it by hand")
         transport = transports.get(entry["host"])
         result = transport.run(entry["cmd"], timeout=float(entry.get("timeout", 120)))
         if result.rc != 0:
@@ -355,4 +375,4 @@ def excepthook_guard() -> None:
     sys.excepthook = lambda *a: None  # pragma: no cover
 
 
-__all__ = ["Interrupted", "Outcome", "down", "execute", "load", "render_plan", "unwind"]
+__all__ = ["Interrupted", "Outcome", "down", "execute", "load", "render", "render_plan", "unwind"]

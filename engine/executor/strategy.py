@@ -68,7 +68,7 @@ class StrategyMixin(TaskMixin):
                 if end > start and active:
                     failed_hosts |= self.run_tasks(play.tasks[start:end], active, play_inherited)
                 if end < len(play.tasks):  # the last flush is the play's own, below
-                    self.flush_handlers([h for h in hosts if h not in failed_hosts], play_inherited)
+                    failed_hosts |= self.flush_handlers([h for h in hosts if h not in failed_hosts], play_inherited)
                 start = end
             failed_hosts = {h for h in failed_hosts if not self._host(h).errors_cleared}
             for h in failed_hosts:
@@ -77,7 +77,10 @@ class StrategyMixin(TaskMixin):
             # Handlers run even when the play failed (force_handlers, default true) or was
             # interrupted: they are how users tear down what they started.
             if play.force_handlers or not (failed_hosts or self.control.cancel.is_set()):
-                self.flush_handlers(hosts, play_inherited)
+                handlers_failed = self.flush_handlers(hosts, play_inherited)
+                for h in handlers_failed:
+                    self._host(h).failed = True
+                failed_hosts |= handlers_failed
         if self.options.dry_run:
             plan_play["handlers"] = [
                 {"name": h.name, "listen": list(h.listen), "action": h.action, "pos": str(h.pos)} for h in play.handlers
@@ -253,7 +256,7 @@ class StrategyMixin(TaskMixin):
         if not matched:
             return failed
         if what == "flush_handlers":
-            self.flush_handlers(self._play_hosts, inherited)
+            failed |= self.flush_handlers([h for h in self._play_hosts if h in hosts], inherited)
         elif what == "end_play":
             for h in hosts:
                 self._host(h).ended = True

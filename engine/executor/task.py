@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from engine import actions
+from engine import actions, secrets
 from engine.actions.base import ActionContext, Result
 from engine.errors import SmlplayError, TemplateError, UndefinedVariableError, ValidationError
 from engine.executor.attempts import AttemptsMixin, _Progress, _Unreachable
@@ -20,7 +20,7 @@ from engine.load.schema import validate
 from engine.load.yaml import position_of
 from engine.model import Task
 from engine.template import Unknown, UnknownValue
-from engine.units import parse_duration
+from engine.units import parse_duration, rendered_duration
 from engine.vars import VarScope
 
 __all__ = ["TaskMixin", "_Unreachable"]
@@ -73,7 +73,7 @@ class TaskMixin(AttemptsMixin):
             if self.control.cancel.is_set() or self.processes.failure.is_set():
                 break  # the run is stopping (a signal, a critical process died): no more items
             if task.loop_control.pause:
-                time.sleep(task.loop_control.pause)
+                time.sleep(rendered_duration(self._render(task.loop_control.pause, iscope, task), what="loop_control.pause", pos=position_of(task.loop_control.pause) or task.pos, context=task.where()))
         return TaskResult.of_items(outcomes, task.loop_control.loop_var, items[: len(outcomes)])
 
     def _finish(
@@ -111,6 +111,8 @@ class TaskMixin(AttemptsMixin):
             if status == "changed":
                 state.stats["ok"] += 1
         no_log = task.no_log or (inherited.no_log if inherited else False)
+        if no_log:
+            secrets.remember_no_log(result)
         shown = _censor(result) if no_log else result
         self.sink.emit("task_result", task=task.display_name, host=host, status=status, ignored=ignored, result=_summary(shown), handler=handler, action=task.action)
         return ("ok" if ignored else status), result
@@ -118,6 +120,8 @@ class TaskMixin(AttemptsMixin):
     def _run_item(self, task: Task, host: str, scope: VarScope, inherited: Inherited, item: Any) -> TaskResult:
         assert task.action is not None
         act = actions.get(task.action)
+        if task.vars and (task.no_log or inherited.no_log):
+            secrets.remember_vars(scope, task.vars)
         args = self._render(task.args, scope, task)
         if not has_unknown(args):
             try:
@@ -139,6 +143,8 @@ class TaskMixin(AttemptsMixin):
         if act.name in ("process", "stop") and isinstance(args, Mapping):
             self._book_ports(act.name, args, target, task)
         timeout = self._render(task.timeout, scope, task) if task.timeout is not None else None
+        if timeout is not None and not has_unknown(timeout):  # a dry-run checks it too
+            timeout = rendered_duration(timeout, what="timeout", pos=position_of(task.timeout) or task.pos, context=task.where())
         health = self._render(task.health, scope, task) if task.health else None
         runs_in_dry_run = task.check_mode is False and act.read_only and not self._placeholder(target)
         plan_only = self.options.dry_run and not runs_in_dry_run
@@ -167,7 +173,7 @@ class TaskMixin(AttemptsMixin):
             check_mode=self.options.dry_run,
             facts=self._host(host).facts,
             add_host=lambda name, groups, hostvars: self.inventory.add_host(name, groups, hostvars),
-            push_teardown=self.teardown.push,
+            push_teardown=self._teardown_pusher(task, host, inherited),
             cancel_event=self.control.cancel,
             reporter=_Progress(self.sink, task.display_name),
         )
@@ -177,6 +183,8 @@ class TaskMixin(AttemptsMixin):
             except UnknownValue:
                 return planned  # depends on what only the run knows: checked then
             except SmlplayError as exc:
+                if exc.pos is None:  # an assert's condition, rendered: the task as written
+                    exc.pos = task.pos
                 raise exc.with_context(task.where()) from None
             # a failure goes through rescue/ignore_errors like a real one; render_plan turns
             # a host that ends failed into an input error (exit 2), before anything runs

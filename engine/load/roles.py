@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine import secrets
 from engine.errors import Position, ValidationError
 from engine.load import schema as S
 from engine.load.fields import _as_strs, _as_tuple, _check_conditions
@@ -215,7 +216,10 @@ def _argument_specs(meta: Mapping[str, Any], role: str) -> tuple[dict[str, Argum
             description=" ".join(desc) if isinstance(desc, list) else str(desc),
             elements=spec.get("elements"),
             pos=options.position_of(name, value=False) if isinstance(options, YMap) else None,
+            secret=bool(spec.get("secret", False)),
         )
+        if specs[str(name)].secret:
+            secrets.mark_name(str(name))
     return specs, str(description)
 
 

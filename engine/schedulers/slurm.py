@@ -46,7 +46,7 @@ class SlurmScheduler:
             if spec.request.output is None:
                 options.append("--output=/dev/null")
             job_id = sbatch(run, options, wrap=HOLD_SCRIPT)
-            hooks.on_submitted(f"scancel {shlex.quote(job_id)}")
+            hooks.on_submitted(self.release_command(job_id))
             hooks.progress(f"submitted job {job_id} ({spec.request.nodes} node(s))")
         else:
             job_id = spec.job_id
@@ -63,7 +63,7 @@ class SlurmScheduler:
             timeout=spec.timeout,
             poll=spec.poll,
             sleep=sleep,
-            on_poll=lambda i: hooks.progress(_progress_line(i, time.monotonic() - started)),
+            on_poll=lambda i: hooks.progress(_progress_line(i, time.monotonic() - started, spec.timeout)),
         )
         if len(info.nodes) < spec.layout.nodes_needed:
             raise SchedulerError(
@@ -86,6 +86,9 @@ class SlurmScheduler:
             for i, name in enumerate(info.nodes)
         )
         return Allocation("slurm", job_id, nodes, owned=owned, gpus_per_node=spec.request.gpus_per_node)
+
+    def release_command(self, job_id: object) -> str:
+        return f"scancel {shlex.quote(str(job_id))}"
 
     def placeholder(self, spec: AllocationSpec) -> Allocation:
         count = max(spec.request.nodes, spec.layout.nodes_needed)
@@ -146,6 +149,16 @@ def first_ip(text: str) -> str | None:
     return None
 
 
-def _progress_line(info: JobInfo, elapsed: float) -> str:
+def _progress_line(info: JobInfo, elapsed: float, timeout: float | None = None, now: float | None = None) -> str:
+    """``job 7: PENDING, reason Resources, waited 40s of 5m00s, Slurm expects a start in
+    2m10s``: the wait, its deadline and, for a pending job, Slurm's estimate (an ETA)."""
+    from engine.units import format_duration
+
     reason = f", reason {info.reason}" if info.reason and info.reason != "None" else ""
-    return f"job {info.job_id}: {info.state}{reason}, waited {elapsed:.0f}s"
+    line = f"job {info.job_id}: {info.state}{reason}, waited {elapsed:.0f}s"
+    if timeout:
+        line += f" of {format_duration(timeout)}"
+    now = time.time() if now is None else now
+    if info.is_pending and info.start_time and info.start_time > now:
+        line += f", Slurm expects a start in {format_duration(info.start_time - now)}"
+    return line

@@ -777,7 +777,7 @@ class SshTransport:
             log_path = posixpath.join(spec.cwd, log_path)
         quoted_log = shell_path(log_path)
         script = (
-            f'mkdir -p -- "$(dirname -- {quoted_log})" || exit 1\n'
+            f'(umask 077 && mkdir -p -- "$(dirname -- {quoted_log})" && : >>{quoted_log}) || exit 1\n'  # private log
             f"setsid nohup bash -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
             "echo $!"
         )
@@ -858,7 +858,7 @@ class SshTransport:
         path = remote_path(dest)
         parent = posixpath.dirname(path)
         if parent:
-            self._check(self.run(["mkdir", "-p", "--", parent], timeout=60), f"mkdir {parent}")
+            self._check(self.run(f"umask 077 && mkdir -p -- {shlex.quote(parent)}", timeout=60), f"mkdir {parent}")
         tmp = f"{path}.smlplay-{secrets.token_hex(4)}"
         with self._sftp_lock:
             sftp = self._sftp_client()

@@ -654,6 +654,9 @@ def test_keep_running_then_down(cli: Cli) -> None:
     run_id = cli.last_run_dir().name
     status = cli.smlplay("status", run_id)
     assert status.rc == 0 and "kept-running" in status.stdout, str(status)
+    # the table: the step, and its state asked through the SSH gateway
+    row = next(line.split() for line in status.stdout.splitlines() if line.startswith("sleeper "))
+    assert row[1:4] == [node, step, "running"] and row[-1] == f"logs/{node}/sleeper.process.log", status.stdout
     down = cli.smlplay("down", run_id)
     assert down.rc == 0, str(down)
     assert f"stop sleeper@{node} (stopped)" in down.stdout

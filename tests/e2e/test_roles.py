@@ -59,7 +59,7 @@ def test_role_runs_with_dependencies_templates_and_handlers(project: Workdir) ->
       times: 2
       style: loud
 """)
-    proc = project.smlplay("run", "pb.yaml", "--skip-tags", "special")
+    proc = project.smlplay("run", "-v", "pb.yaml", "--skip-tags", "special")  # -v: every TASK line
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (project.path / "greeting-world.txt").read_text() == "hello world! x2\n"
     assert (project.path / "order.txt").read_text().split() == ["base", "extra-0", "extra-1", "handler"]

@@ -79,7 +79,7 @@ def test_templated_ignore_errors_is_rendered(tmp_path: Path) -> None:
             - name: after
               command: "true"
         """,
-        "run",
+        "run", "-v",  # -v: the Ansible-style log names every task
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "TASK [after]" in out.stdout
