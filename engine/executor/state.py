@@ -67,6 +67,11 @@ class RunnerState:
         self.pending_handlers: list[dict[str, Any]] = []
         self.task_logs: dict[str, Path] = {}
 
+    def plan_error(self) -> Exception | None:
+        """After a dry-run: the error of a failure the run cannot avoid (a host that ended
+        failed: an `assert`, an undefined variable on every path), or None."""
+        return next((s.plan_error for s in self.hosts.values() if s.failed and s.plan_error is not None), None)
+
     def _host(self, name: str) -> HostState:
         state = self.hosts.get(name)
         if state is None:
