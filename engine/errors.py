@@ -71,6 +71,10 @@ class TemplateError(SmlplayError):
     exit_code = 2
 
 
+class UndefinedVariableError(TemplateError):
+    """A template used a variable nothing defines (yet: a dry-run tells the two apart)."""
+
+
 class TransportError(SmlplayError):
     """A command could not be run on a host (connection refused, authentication, timeout)."""
 

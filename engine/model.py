@@ -49,8 +49,9 @@ class LoopControl:
 class RoleScope:
     """The role a task was loaded from, with the parameters of that use of the role.
 
-    Role defaults, role vars and params are visible only to the role's own tasks (Ansible's
-    ``private_role_vars``): a role cannot silently change another role's inputs.
+    Params are visible only to the role's own tasks; the defaults and vars of a static role
+    (``roles:``, ``import_role``) are visible to the whole play, as in Ansible
+    (:meth:`engine.executor.scope.ScopeMixin._build_public_role_layers`).
     """
 
     role: Role
@@ -174,6 +175,9 @@ class Play:
     environment: Mapping[str, Any] = field(default_factory=dict)
     tags: frozenset[str] = frozenset()
     roles: tuple[RoleRef, ...] = ()
+    #: Task counts after which notified handlers run (the end of ``pre_tasks``, of
+    #: ``roles`` + ``tasks``); they run at the end of the play too.
+    flush_after: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

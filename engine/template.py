@@ -27,70 +27,13 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import consume
 
-from engine.errors import Position, SmlplayError, TemplateError
+from engine import placeholders
+from engine.errors import Position, SmlplayError, TemplateError, UndefinedVariableError
 from engine.filters import FILTERS
 from engine.load.yaml import position_of
+from engine.placeholders import PartlyUnknown, Unknown, UnknownValue
 
 _SINGLE_EXPR = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\Z", re.DOTALL)  # \Z: "{{ x }}\n" keeps its newline
-
-
-class UnknownValue(Exception):
-    """Raised when a dry-run placeholder is used where its real value matters."""
-
-    def __init__(self, unknown: Unknown) -> None:
-        super().__init__(str(unknown))
-        self.unknown = unknown
-
-
-class Unknown:
-    """A value that cannot be known before execution (dry-run only)."""
-
-    __slots__ = ("_label",)
-
-    def __init__(self, label: str) -> None:
-        self._label = label
-
-    def __getattr__(self, name: str) -> Unknown:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return Unknown(f"{self._label}.{name}")
-
-    def __getitem__(self, key: Any) -> Unknown:
-        return Unknown(f"{self._label}[{key!r}]")
-
-    def __iter__(self) -> Any:
-        yield Unknown(f"{self._label}[*]")
-
-    def __str__(self) -> str:
-        return f"<{self._label}>"
-
-    __repr__ = __str__
-
-    def __bool__(self) -> bool:
-        raise UnknownValue(self)
-
-    # A comparison with a value only the run knows has no answer in a dry-run: raising
-    # (instead of object's identity ``==``, always False) makes `when: r.rc == 0` show as a
-    # condition in the plan instead of silently skipping the task.
-    def _unknown(self, other: object) -> bool:
-        if other is self:
-            return True
-        raise UnknownValue(self)
-
-    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _unknown
-
-    def __hash__(self) -> int:
-        return hash(self._label)
-
-    def __len__(self) -> int:
-        raise UnknownValue(self)
-
-    def _op(self, *_: Any) -> Unknown:
-        raise UnknownValue(self)
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
-    __truediv__ = __floordiv__ = __mod__ = _op
-    __int__ = __float__ = _op
 
 
 class _StrictChainableUndefined(ChainableUndefined, StrictUndefined):
@@ -149,6 +92,7 @@ def _build_env() -> jinja2.Environment:
         }
     )
     env.globals["lookup"] = lookup
+    placeholders.install(env)
     return env
 
 
@@ -242,10 +186,13 @@ class Templar:
         try:
             template = self._compiled("expr", source)
             ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
+            before = placeholders.rendered()
             consume(template.root_render_func(ctx))
             result = ctx.vars["result"]
             if isinstance(result, jinja2.Undefined):
                 result._fail_with_undefined_error()
+            if type(result) is str and placeholders.rendered() != before:
+                return PartlyUnknown(result)  # `'a' ~ r.stdout`: text around a placeholder
             return result
         except UnknownValue:
             raise
@@ -325,7 +272,9 @@ class Templar:
         try:
             template = self._compiled("str", value)
             ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
-            return str(self.env.concat(template.root_render_func(ctx)))
+            before = placeholders.rendered()
+            text = str(self.env.concat(template.root_render_func(ctx)))
+            return PartlyUnknown(text) if placeholders.rendered() != before else text
         except UnknownValue:
             return Unknown(f"unknown: {value.strip()}")
         except SmlplayError as exc:
@@ -338,7 +287,8 @@ class Templar:
     def _error(self, exc: Exception, source: str, pos: Position | None) -> TemplateError:
         if isinstance(exc, TemplateSyntaxError):
             return TemplateError(f"template syntax error in '{source}': {exc.message}", pos=pos)
-        return TemplateError(f"cannot render '{source}': {_describe(exc)}", pos=pos)
+        kind = UndefinedVariableError if isinstance(exc, UndefinedError) else TemplateError
+        return kind(f"cannot render '{source}': {_describe(exc)}", pos=pos)
 
 
 def literal_backslashes(env: jinja2.Environment, source: str, *, bare: bool = False) -> str:
@@ -437,4 +387,4 @@ class _Scope(Mapping[str, Any]):
         return len(self._scope) + len(self._globals)
 
 
-__all__ = ["Templar", "Unknown", "UnknownValue", "check_bare_expression", "nodes"]
+__all__ = ["PartlyUnknown", "Templar", "Unknown", "UnknownValue", "check_bare_expression", "nodes"]

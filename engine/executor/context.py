@@ -49,7 +49,16 @@ class HostState:
     unreachable: bool = False
     stats: Counter[str] = field(default_factory=Counter)
     notified: list[str] = field(default_factory=list)
-    ended: bool = False
+    ended: bool = False  # meta end_host / end_play, for the current play
+    #: meta clear_host_errors ran after this host failed: it takes part in later plays
+    errors_cleared: bool = False
+    #: The last failure not ignored: (task, result), for a rescue's ``ansible_failed_*``.
+    failure: tuple[Any, dict[str, Any]] | None = None
+    #: In a dry-run, the error of that failure: a host that ends failed refuses the plan.
+    plan_error: Exception | None = None
+    #: In a dry-run, an include of this host could not be expanded (its file is decided at
+    #: run time): what it would define is unknown, so an undefined variable is not an error.
+    open_world: bool = False
 
 
 @dataclass

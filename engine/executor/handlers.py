@@ -27,21 +27,25 @@ class HandlersMixin(PlannerMixin):
             self.pending_handlers.append(entry)
         self._on_state_change()
 
-    def flush_handlers(self, hosts: list[str], inherited: Inherited) -> None:
+    def flush_handlers(self, hosts: list[str], inherited: Inherited) -> set[str]:
+        """Run the notified handlers in definition order; returns the hosts a handler failed
+        on (the later handlers skip them, and they end the play failed, as in Ansible)."""
         play = self._play
+        failed: set[str] = set()
         if play is None:
-            return
+            return failed
         for handler in play.handlers:
             names = {handler.name, handler.display_name, *handler.listen}
-            targets = [h for h in hosts if any(n in names for n in self._host(h).notified)]
+            targets = [h for h in hosts if h not in failed and any(n in names for n in self._host(h).notified)]
             if not targets:
                 continue
             self.sink.emit("handler_start", handler=handler.display_name)
-            self.run_task(handler, targets, Inherited(environment=inherited.environment), handler=True)
+            failed |= self.run_task(handler, targets, Inherited(environment=inherited.environment), handler=True)
         for h in hosts:
             self._host(h).notified.clear()
         self.pending_handlers = [p for p in self.pending_handlers if p["host"] not in hosts]
         self._on_state_change()
+        return failed
 
 
     def run_task(self, task: Task, hosts: list[str], inherited: Inherited, *, handler: bool = False) -> set[str]:

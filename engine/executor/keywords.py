@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.errors import SmlplayError, TemplateError
+from engine.executor.evaluation import Evaluation, Failed, Known, Undecided, decide, evaluate
 from engine.executor.inherited import Inherited
 from engine.executor.scope import ScopeMixin
 from engine.load.yaml import position_of
@@ -31,44 +32,41 @@ class KeywordsMixin(ScopeMixin):
 
     def _ignored(self, task: Task, inherited: Inherited) -> bool:
         if isinstance(task.ignore_errors, str):
-            return self._flag(task.ignore_errors, task) or inherited.ignore_errors
+            return self._flag(task.ignore_errors, task, keyword="ignore_errors") or inherited.ignore_errors
         return task.ignore_errors is True or inherited.ignore_errors
 
-    def _flag(self, value: Any, task: Task, host: str | None = None) -> bool:
+    def _decide(self, keyword: str, compute: Callable[[], Any]) -> Any:
+        return decide(keyword, evaluate(compute), dry_run=self.options.dry_run)
+
+    def _flag(self, value: Any, task: Task, host: str | None = None, *, keyword: str = "run_once") -> bool:
         """A templated boolean keyword (``ignore_errors: "{{ x }}"``), rendered now."""
         from engine.filters import to_bool
 
         target = host or (self._play_hosts[0] if self._play_hosts else "localhost")
-        rendered = self._render(value, self.scope_for(target, task, Inherited()), task)
-        if isinstance(rendered, Unknown):
-            return False
+        rendered = self._decide(keyword, lambda: self._render(value, self.scope_for(target, task, Inherited()), task))
         try:
             return to_bool(rendered)
         except Exception:
             raise TemplateError(f"expected a boolean, got {rendered!r}", pos=position_of(value) or task.pos, context=task.where()) from None
 
+    def _conditions(self, task: Task, inherited: Inherited) -> list[tuple[Any, Any]]:
+        return [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]
+
     def _when(self, task: Task, scope: VarScope, inherited: Inherited, host: str) -> bool:
-        conditions = [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]
-        for expr, pos in conditions:
-            try:
-                if not self.templar.condition(expr, scope, keyword="when", pos=pos):
-                    return False
-            except UnknownValue:
-                if self.options.dry_run:
-                    continue  # shown as "if <expr>" in the plan
-                raise
-            except TemplateError as exc:
-                raise exc.with_context(task.where()) from None
+        for expr, pos in self._conditions(task, inherited):
+            ev = self._when_value(expr, pos, scope)
+            if isinstance(ev, Failed):
+                raise ev.error.with_context(task.where())
+            if not decide("when", ev, dry_run=self.options.dry_run):
+                return False  # (an undecided one is planned: shown as "if <expr>")
         return True
 
     def _item_label(self, task: Task, scope: VarScope, item: Any) -> Any:
         """``loop_control.label`` (rendered) where given: what the plan shows per item."""
         if item is None or task.loop_control.label is None:
             return item
-        try:
-            return self.templar.render(task.loop_control.label, scope)
-        except (SmlplayError, UnknownValue):
-            return item
+        ev = evaluate(lambda: self.templar.render(task.loop_control.label, scope))
+        return ev.value if isinstance(ev, Known) else item
 
     def _title(self, task: Task, host: str, inherited: Inherited) -> str:
         """The task's name with its ``{{ }}`` rendered for the first host, as Ansible shows it
@@ -90,21 +88,18 @@ class KeywordsMixin(ScopeMixin):
 
     def _decidable(self, task: Task, scope: VarScope, inherited: Inherited) -> bool:
         """Can every ``when`` of the task be evaluated before the run (dry-run)?"""
-        for expr, pos in [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]:
-            try:
-                self.templar.condition(expr, scope, keyword="when", pos=pos)
-            except UnknownValue:
-                return False
-        return True
+        return not any(isinstance(self._when_value(e, p, scope), Undecided) for e, p in self._conditions(task, inherited))
+
+    def _when_value(self, expr: Any, pos: Any, scope: VarScope) -> Evaluation:
+        return evaluate(lambda: self.templar.condition(expr, scope, keyword="when", pos=pos))
 
     def _loop_items(self, task: Task, scope: VarScope) -> list[Any]:
-        items = self.templar.render(task.loop, scope, pos=position_of(task.loop) or task.pos)
-        if isinstance(items, Unknown):
-            return [items]
+        pos = position_of(task.loop) or task.pos
+        items = self._decide("loop", lambda: self.templar.render(task.loop, scope, pos=pos))
         if isinstance(items, dict) or not isinstance(items, list | tuple):
             raise TemplateError(
                 f"invalid data passed to 'loop': it requires a list, got {type(items).__name__}",
-                pos=position_of(task.loop) or task.pos,
+                pos=pos,
                 context=task.where(),
                 hint="use `| dict2items` for a mapping, or `| list` for a generator",
             )

@@ -9,9 +9,10 @@ from typing import Any
 
 from engine import actions, undo
 from engine.actions.base import Result
-from engine.errors import ValidationError
+from engine.errors import SmlplayError, ValidationError
 from engine.executor.inherited import Inherited
 from engine.executor.keywords import KeywordsMixin
+from engine.executor.outcome import TaskResult
 from engine.executor.ports import Claim, address_key
 from engine.executor.results import _describe_args, _plain
 from engine.health import HealthSpec
@@ -91,6 +92,16 @@ class PlannerMixin(KeywordsMixin):
             if entry is not None:
                 self._plan_teardown(entry.to_dict(), task, host, inherited)
         return {"changed": bool(task.notify), "skipped": False}
+
+    def _plan_undecided(self, task: Task, host: str, inherited: Inherited, exc: SmlplayError) -> TaskResult:
+        """A task the dry-run cannot render because an include it did not expand may define
+        what it uses: planned as decided at run time."""
+        self._record_step(PlanStep(
+            play=self._play.name if self._play else "", host=host, task=self._title(task, host, inherited),
+            action=str(task.action), detail=f"(decided at run time: {exc.message})",
+            pos=f"{task.pos.file}:{task.pos.line}", condition=self._condition(task, inherited),
+        ))
+        return TaskResult({"changed": False}, ran=False)
 
     @staticmethod
     def _condition(task: Task, inherited: Inherited) -> str | None:

@@ -9,7 +9,7 @@ from engine.actions.base import Result
 from engine.errors import ValidationError
 from engine.filters import plain as _plain
 from engine.frozen import Known
-from engine.template import Unknown
+from engine.template import PartlyUnknown, Unknown
 
 RESULT_KEYS_HIDDEN_BY_NO_LOG = ("stdout", "stderr", "stdout_lines", "stderr_lines", "msg", "cmd", "json", "content")
 
@@ -20,7 +20,7 @@ def has_unknown(value: Any) -> bool:
     stack = [value]
     while stack:
         v = stack.pop()
-        if isinstance(v, Unknown):
+        if isinstance(v, Unknown | PartlyUnknown):
             return True
         if isinstance(v, Known):  # shared read-only values (a group's placement) hold none
             continue
@@ -52,14 +52,6 @@ def _arg_pos(args: Any, exc: ValidationError) -> Any:
         except (KeyError, IndexError, TypeError):
             pass
     return getattr(args, "pos", None)
-
-
-def _status(result: Result) -> str:
-    if result.get("failed"):
-        return "failed"
-    if result.get("skipped"):
-        return "skipped"
-    return "changed" if result.get("changed") else "ok"
 
 
 def _censor(result: Result) -> Result:

@@ -104,9 +104,8 @@ def render(
         run_id="<run-id>",
     )
     runner.run()
-    for host, error in runner.plan_failures:
-        if runner.hosts[host].failed:
-            raise error  # a check that fails whatever happens at run time (assert, fail)
+    if (error := runner.plan_error()) is not None:
+        raise error  # a failure the run cannot avoid (assert, undefined variable)
     return RenderedPlan(secrets.mask(runner.plan), secrets.mask(runner.teardown.entries()), keep_running=options.keep_running)
 
 

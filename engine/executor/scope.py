@@ -35,13 +35,41 @@ class ScopeMixin(RunnerState):
             layers.append(Layer("play vars", f"vars_files {path}", data))
         return layers
 
+    def _build_public_role_layers(self, play: Play) -> tuple[list[Layer], list[Layer]]:
+        """(defaults, vars) of the play's static roles (``roles:``, ``import_role`` and their
+        dependencies): visible to every task of the play, as in Ansible (role vars above
+        play vars); a task's own role's layers still come last in each group."""
+        defaults: list[Layer] = []
+        role_vars: list[Layer] = []
+        seen: set[str] = set()
+        stack = list(reversed(play.tasks))
+        while stack:
+            task = stack.pop()
+            if task.action == "role" and task.role is not None and task.role.name not in seen:
+                role = task.role.role
+                seen.add(role.name)
+                spec_defaults = {n: s.default for n, s in role.argument_specs.items() if s.has_default}
+                if spec_defaults:
+                    defaults.append(Layer("role defaults", f"role '{role.name}' argument_specs", spec_defaults))
+                if role.defaults:
+                    defaults.append(Layer("role defaults", f"role '{role.name}' defaults", role.defaults))
+                if role.vars:
+                    role_vars.append(Layer("role vars", f"role '{role.name}' vars", role.vars))
+            stack.extend(reversed((*task.block, *task.rescue, *task.always)))
+        return defaults, role_vars
+
     def scope_for(self, host: str, task: Task | None, inherited: Inherited, *, with_task_vars: bool = True) -> VarScope:
-        layers: list[Layer] = []
+        # a task sees the play's static roles' variables; hostvars and connection settings
+        # (task None) do not, as in Ansible
+        public = task is not None
+        layers: list[Layer] = list(self._public_defaults) if public else []
         role_scope = task.role if task is not None else None
         if role_scope is not None:
             layers.extend(_role_default_layers(role_scope.role))
         layers.extend(self.inventory.layers_for(host))
         layers.extend(self._play_layers)
+        if public:
+            layers.extend(self._public_vars)
         if role_scope is not None:
             if role_scope.role.vars:
                 layers.append(Layer("role vars", f"role '{role_scope.name}' vars", role_scope.role.vars))

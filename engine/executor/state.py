@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ValidationError
 from engine.events import EventSink
 from engine.executor.context import HostState, RunControl, RunOptions
 from engine.executor.ports import PortBook
@@ -55,17 +54,23 @@ class RunnerState:
         self.hosts: dict[str, HostState] = {}
         self.transports = TransportPool(self._connection_vars)
         self.ports = PortBook()
-        self.plan_failures: list[tuple[str, ValidationError]] = []
         self._on_state_change = on_state_change or (lambda: None)
         self.processes = ProcessRegistry(self.transports.get, on_change=self._on_state_change)
         self.teardown = teardown or TeardownStack(lambda _e: self._on_state_change())
         self.plan: list[dict[str, Any]] = []
         self._play: Play | None = None
         self._play_layers: list[Layer] = []
+        self._public_defaults: list[Layer] = []  # the play's static roles (scope.py)
+        self._public_vars: list[Layer] = []
         self._play_hosts: list[str] = []
         self._started_at_task = options.start_at_task is None
         self.pending_handlers: list[dict[str, Any]] = []
         self.task_logs: dict[str, Path] = {}
+
+    def plan_error(self) -> Exception | None:
+        """After a dry-run: the error of a failure the run cannot avoid (a host that ended
+        failed: an `assert`, an undefined variable on every path), or None."""
+        return next((s.plan_error for s in self.hosts.values() if s.failed and s.plan_error is not None), None)
 
     def _host(self, name: str) -> HostState:
         state = self.hosts.get(name)

@@ -1,105 +1,113 @@
-"""One task on one host: loop items, the action call, retries, result keywords, health."""
+"""One task on one host: its loop items, the plan or the action, and what is recorded."""
 
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from engine import actions, secrets
 from engine.actions.base import ActionContext, Result
-from engine.errors import HealthCheckError, SmlplayError, TemplateError, ValidationError
+from engine.errors import SmlplayError, TemplateError, UndefinedVariableError, ValidationError
+from engine.executor.attempts import AttemptsMixin, _Progress, _Unreachable
 from engine.executor.context import HostState
-from engine.executor.handlers import HandlersMixin
 from engine.executor.inherited import Inherited
+from engine.executor.outcome import TaskResult
 from engine.executor.planner import _NoTransport
-from engine.executor.results import _arg_pos, _censor, _plain, _status, _summary, has_unknown
+from engine.executor.results import _arg_pos, _censor, _plain, _summary, has_unknown
 from engine.executor.state import PlayFailed
-from engine.health import HealthSpec, wait_healthy
 from engine.load.schema import validate
 from engine.load.yaml import position_of
 from engine.model import Task
 from engine.template import Unknown, UnknownValue
-from engine.transport.base import ProcessRecord
 from engine.units import parse_duration, rendered_duration
 from engine.vars import VarScope
 
+__all__ = ["TaskMixin", "_Unreachable"]
 
-class TaskMixin(HandlersMixin):
+
+class TaskMixin(AttemptsMixin):
     def _run_on_host(self, task: Task, host: str, inherited: Inherited, *, handler: bool = False) -> tuple[str, Result]:
         state = self._host(host)
         try:
             scope = self.scope_for(host, task, inherited)
             if task.loop is None:
-                if not self._when(task, scope, inherited, host):
-                    result: Result = {"skipped": True, "changed": False}
-                    return self._finish(task, host, state, "skipped", result, handler=handler)
-                result = self._run_item(task, host, scope, inherited, None)
+                outcome = self._one_item(task, host, scope, inherited, None)
             else:
-                items = self._loop_items(task, scope)
-                item_results = []
-                for index, item in enumerate(items):
-                    iscope = self._item_scope(task, scope, item, items, index)
-                    if not self._when(task, iscope, inherited, host):
-                        item_results.append({"skipped": True, "changed": False, task.loop_control.loop_var: item})
-                        continue
-                    r = self._run_item(task, host, iscope, inherited, item)
-                    r[task.loop_control.loop_var] = item
-                    if task.loop_control.label is not None:
-                        r["_label"] = self.templar.render(task.loop_control.label, iscope)
-                    item_results.append(r)
-                    self.sink.emit("item_result", task=task.display_name, host=host, item=_plain(r.get("_label", item)), status=_status(r))
-                    if r.get("failed") and not self._ignored(task, inherited):
-                        break
-                    if task.loop_control.pause:
-                        time.sleep(rendered_duration(self._render(task.loop_control.pause, iscope, task), what="loop_control.pause", pos=position_of(task.loop_control.pause) or task.pos, context=task.where()))
-                result = {
-                    "results": item_results,
-                    "changed": any(r.get("changed") for r in item_results),
-                    "failed": any(r.get("failed") for r in item_results),
-                    "skipped": bool(item_results) and all(r.get("skipped") for r in item_results),
-                }
-                if result["failed"]:
-                    result["msg"] = next(r.get("msg", "") for r in item_results if r.get("failed"))
+                outcome = self._loop(task, host, scope, inherited)
         except _Unreachable as exc:
-            return self._finish(task, host, state, "unreachable", {"unreachable": True, "failed": True, "msg": exc.message}, handler=handler)
+            outcome = TaskResult.unreachable(exc.message)
+        except UndefinedVariableError as exc:
+            if self.options.dry_run and state.open_world:  # an unexpanded include may define it
+                outcome = self._plan_undecided(task, host, inherited, exc)
+            else:
+                outcome = TaskResult.from_error(task, exc)
         except SmlplayError as exc:
-            if isinstance(exc, ValidationError | TemplateError) and self.options.dry_run:
-                raise
-            if exc.pos is None:
-                exc.pos = task.pos
-            result = {"failed": True, "msg": str(exc.with_context(task.where())), "error": type(exc).__name__}
-        if result.get("skipped") and not result.get("failed"):
-            status = "skipped"
-        elif result.get("failed"):
-            status = "failed"
-        elif result.get("changed"):
-            status = "changed"
-        else:
-            status = "ok"
-        return self._finish(task, host, state, status, result, handler=handler, inherited=inherited)
+            # A template error, an undefined variable, `mandatory`, a bad loop or `when`: a
+            # failure of this task on this host (Ansible 2.19), which ignore_errors and
+            # rescue see -- in a dry-run too, where a host it leaves failed refuses the plan.
+            outcome = TaskResult.from_error(task, exc)
+        return self._finish(task, host, state, outcome, handler=handler, inherited=inherited)
 
-    def _finish(self, task: Task, host: str, state: HostState, status: str, result: Result, *, handler: bool = False, inherited: Inherited | None = None) -> tuple[str, Result]:
-        ignored = status == "failed" and self._ignored(task, inherited or Inherited())
+    def _one_item(self, task: Task, host: str, scope: VarScope, inherited: Inherited, item: Any) -> TaskResult:
+        if not self._when(task, scope, inherited, host):
+            return TaskResult.skipped()
+        return self._run_item(task, host, scope, inherited, item)
+
+    def _loop(self, task: Task, host: str, scope: VarScope, inherited: Inherited) -> TaskResult:
+        """Every item runs, whatever the others did (Ansible); an error rendering one item
+        fails that item only."""
+        items = self._loop_items(task, scope)
+        outcomes: list[TaskResult] = []
+        for index, item in enumerate(items):
+            iscope = self._item_scope(task, scope, item, items, index)
+            try:
+                outcome = self._one_item(task, host, iscope, inherited, item)
+            except SmlplayError as exc:
+                outcome = TaskResult.from_error(task, exc)
+            outcomes.append(outcome)
+            if outcome.status == "skipped":
+                continue
+            outcome.label = self._item_label(task, iscope, item)
+            self.sink.emit("item_result", task=task.display_name, host=host, item=_plain(outcome.label), status=outcome.status)
+            if self.control.cancel.is_set() or self.processes.failure.is_set():
+                break  # the run is stopping (a signal, a critical process died): no more items
+            if task.loop_control.pause:
+                time.sleep(rendered_duration(self._render(task.loop_control.pause, iscope, task), what="loop_control.pause", pos=position_of(task.loop_control.pause) or task.pos, context=task.where()))
+        return TaskResult.of_items(outcomes, task.loop_control.loop_var, items[: len(outcomes)])
+
+    def _finish(
+        self, task: Task, host: str, state: HostState, outcome: TaskResult, *,
+        handler: bool = False, inherited: Inherited | None = None,
+    ) -> tuple[str, Result]:
+        status = outcome.status
+        try:
+            ignored = status == "failed" and self._ignored(task, inherited or Inherited())
+        except SmlplayError as exc:  # `ignore_errors: "{{ bad }}"`: the task fails with that
+            ignored, outcome = False, TaskResult.from_error(task, exc, outcome.data)
+        result = outcome.data
         if task.register:
-            state.facts[task.register] = Unknown(f"registered: {task.register}") if self.options.dry_run and status != "skipped" and not result.get("_ran") else result
-        if status == "changed" and task.notify:
+            planned = self.options.dry_run and status != "skipped" and not outcome.ran
+            state.facts[task.register] = Unknown(f"registered: {task.register}") if planned else result
+        if task.notify and (status == "changed" or self.options.dry_run):
             for name in task.notify:
                 if name not in state.notified:
                     state.notified.append(name)
-                    self._persist_notify(task, host, name)
-        if self.options.dry_run and task.notify:
-            for name in task.notify:
-                if name not in state.notified:
-                    state.notified.append(name)
-        counter = {"ok": "ok", "changed": "changed", "skipped": "skipped", "unreachable": "unreachable", "failed": "failed"}[status]
+                    if not self.options.dry_run:
+                        self._persist_notify(task, host, name)
+        if status == "failed" and not ignored:
+            state.errors_cleared = False
+            state.failure = (task, result)  # what a rescue sees as ansible_failed_task/result
+            if self.options.dry_run:  # raised by render_plan if the host ends failed
+                state.plan_error = outcome.plan_error(task)
         if ignored:
+            # Ansible's counting: an ignored failure is ok + ignored, and changed if it changed
             state.stats["ignored"] += 1
             state.stats["ok"] += 1
+            if result.get("changed"):
+                state.stats["changed"] += 1
         else:
-            state.stats[counter] += 1
+            state.stats[status] += 1
             if status == "changed":
                 state.stats["ok"] += 1
         no_log = task.no_log or (inherited.no_log if inherited else False)
@@ -107,10 +115,9 @@ class TaskMixin(HandlersMixin):
             secrets.remember_no_log(result)
         shown = _censor(result) if no_log else result
         self.sink.emit("task_result", task=task.display_name, host=host, status=status, ignored=ignored, result=_summary(shown), handler=handler, action=task.action)
-        final = "ok" if ignored else status
-        return final, result
+        return ("ok" if ignored else status), result
 
-    def _run_item(self, task: Task, host: str, scope: VarScope, inherited: Inherited, item: Any) -> Result:
+    def _run_item(self, task: Task, host: str, scope: VarScope, inherited: Inherited, item: Any) -> TaskResult:
         assert task.action is not None
         act = actions.get(task.action)
         if task.vars and (task.no_log or inherited.no_log):
@@ -142,7 +149,7 @@ class TaskMixin(HandlersMixin):
         runs_in_dry_run = task.check_mode is False and act.read_only and not self._placeholder(target)
         plan_only = self.options.dry_run and not runs_in_dry_run
         if plan_only and task.action != "set_fact":  # set_fact runs in a dry-run too
-            planned = self._plan_step(task, host, act, args, health, item, target, scope, inherited)
+            planned = TaskResult(self._plan_step(task, host, act, args, health, item, target, scope, inherited), ran=False)
             if not act.plans or (act.name == "fail" and not (task.when or inherited.when)):
                 return planned  # an unconditional `fail` is a deliberate run-time failure
             if not self._decidable(task, scope, inherited):
@@ -179,140 +186,10 @@ class TaskMixin(HandlersMixin):
                 if exc.pos is None:  # an assert's condition, rendered: the task as written
                     exc.pos = task.pos
                 raise exc.with_context(task.where()) from None
-            if result.get("failed"):
-                # Goes through rescue/ignore_errors like a real failure; render_plan turns a
-                # host that ends failed into an input error (exit 2), before anything runs.
-                self.plan_failures.append(
-                    (host, ValidationError(str(result.get("msg")), pos=task.pos, context=task.where()))
-                )
-            return {**result, "_ran": True}
-        retries_raw = self._render(task.retries, scope, task) if task.retries is not None else (3 if task.until is not None else 0)
-        if isinstance(retries_raw, bool) or not isinstance(retries_raw, int) or retries_raw < 0:
-            try:
-                retries_raw = int(str(retries_raw))
-            except ValueError:
-                raise TemplateError(f"retries must be a non-negative integer, got {retries_raw!r}", pos=position_of(task.retries) or task.pos, context=task.where()) from None
-        retries = retries_raw
-        delay = rendered_duration(self._render(task.delay, scope, task) or 0, what="delay", pos=position_of(task.delay) or task.pos, context=task.where())
-        attempts = 0
-        while True:
-            attempts += 1
-            result = self._call(act, ctx, args, task)
-            if task.until is None:
-                break
-            rscope = scope.with_magic(**{task.register or "result": result})
-            if self.templar.condition(task.until, rscope, keyword="until", pos=position_of(task.until) or task.pos):
-                break
-            if attempts > int(retries):
-                result["failed"] = True
-                result.setdefault("msg", f"'until' condition still false after {attempts} attempts")
-                break
-            self.sink.emit("retry", task=task.display_name, host=host, retries_left=int(retries) - attempts + 1)
-            if self.control.cancel.wait(delay) or self.processes.failure.is_set():
-                result["failed"] = True
-                result["msg"] = "interrupted while retrying"
-                break
-        if task.until is not None:
-            result["attempts"] = attempts
-        rscope = scope.with_magic(**{task.register or "result": result}) if (task.changed_when or task.failed_when) else scope
-        if task.changed_when is not None:
-            result["changed"] = all(self.templar.condition(c, rscope, keyword="changed_when", pos=position_of(c) or task.pos) for c in task.changed_when)
-        if task.failed_when is not None:
-            result["failed"] = any(self.templar.condition(c, rscope, keyword="failed_when", pos=position_of(c) or task.pos) for c in task.failed_when)
-            if not result["failed"]:
-                result.pop("msg", None) if result.get("rc", 0) != 0 else None
-        if health and not result.get("failed"):
-            result["health"] = self._health(task, host, transport, health, result)
-            if result["health"].get("failed"):
-                result["failed"] = True
-                result["msg"] = result["health"]["msg"]
-        self._write_log(log_path, task, result, item)
-        result["_ran"] = True
-        return result
-
-    def _call(self, act: actions.Action, ctx: ActionContext, args: dict[str, Any], task: Task) -> Result:
-        from engine.errors import UnreachableError
-
-        try:
-            return dict(act.run(ctx, args))
-        except UnreachableError as exc:
-            raise _Unreachable(exc.message) from None
-        except SmlplayError as exc:
-            if exc.pos is None:
-                exc.pos = task.pos
-            return {"failed": True, "msg": str(exc.with_context(task.where())), "error": type(exc).__name__}
-        except Exception as exc:
-            trace = traceback.format_exc()
-            from engine.runs import private_mkdir, private_opener
-
-            private_mkdir(ctx.log_path.parent)
-            with open(ctx.log_path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(secrets.mask_text(trace))
-            return {"failed": True, "msg": f"internal error in action '{act.name}': {type(exc).__name__}: {exc} (traceback in {ctx.log_path})"}
-
-    def _health(self, task: Task, host: str, transport: Any, health: Mapping[str, Any], result: Result) -> Result:
-        spec = HealthSpec.from_rendered(health, default_timeout=self.options.health_timeout, source=task.health, context=task.where())
-        watched: ProcessRecord | None = None
-        if spec.process:
-            watched = self.processes.get(host, spec.process)
-        elif isinstance(result.get("process"), Mapping):
-            watched = ProcessRecord.from_dict(result["process"])
-        self.sink.emit("health_start", task=task.display_name, host=host, probes=spec.describe())
-
-        def evaluate(expr: str, data: dict[str, Any]) -> Any:
-            return self.templar.evaluate(expr, data)
-
-        def death_message() -> str:
-            death = self.processes.check()
-            return death.message() if death else "a critical process died"
-
-        try:
-            return wait_healthy(
-                spec,
-                transport,
-                watched=watched,
-                evaluate=evaluate,
-                progress=lambda msg: self.sink.emit("health_progress", task=task.display_name, host=host, message=msg),
-                cancel=self.control.cancel,
-                failure=self.processes.failure,
-                death_message=death_message,
-            )
-        except HealthCheckError as exc:
-            return {"failed": True, "healthy": False, "msg": exc.message}
-
-    def _transport(self, host: str) -> Any:
-        from engine.errors import UnreachableError
-
-        try:
-            return self.transports.get(host)
-        except UnreachableError as exc:
-            raise _Unreachable(exc.message) from None
-
-    def _task_log(self, host: str, task: Task) -> Path:
-        from engine.runs import private_mkdir, slug
-
-        directory = self.run_dir / "logs" / slug(host)
-        private_mkdir(directory)
-        return directory / f"{slug(task.display_name, limit=80)}.log"
-
-    def _write_log(self, path: Path, task: Task, result: Result, item: Any) -> None:
-        if task.no_log:
-            text = "(output hidden by no_log)\n"
-        else:
-            parts = []
-            if item is not None:
-                parts.append(f"--- item: {_plain(item)}")
-            if "cmd" in result:
-                parts.append(f"$ {result['cmd']}")
-            for key in ("stdout", "stderr", "msg"):
-                if result.get(key):
-                    parts.append(f"[{key}]\n{result[key]}")
-            text = "\n".join(parts) + "\n" if parts else ""
-        if text:
-            from engine.runs import private_opener
-
-            with open(path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(secrets.mask_text(text))
+            # a failure goes through rescue/ignore_errors like a real one; render_plan turns
+            # a host that ends failed into an input error (exit 2), before anything runs
+            return TaskResult(result)
+        return self._attempt(task, host, act, ctx, args, scope, health, item)
 
     def _check_interrupt(self) -> None:
         if self.control.cancel.is_set():
@@ -321,22 +198,4 @@ class TaskMixin(HandlersMixin):
         if death is not None:
             self.sink.emit("process_died", host=death.record.host, name=death.record.name, log=death.record.log, tail=death.tail)
             raise PlayFailed(death.message())
-
-class _Unreachable(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-
-class _Progress:
-    """Progress lines of a long action (an allocation waiting in the queue)."""
-
-    def __init__(self, sink: Any, task: str) -> None:
-        self.sink = sink
-        self.task = task
-
-    def progress(self, host: str, message: str) -> None:
-        self.sink.emit("health_progress", task=self.task, host=host, message=message)
-
 

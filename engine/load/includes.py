@@ -13,8 +13,10 @@ from engine.model import RoleRef, RoleScope, Task
 
 
 class IncludeLoader(RoleLoader):
-    def resolve_task_file(self, name: str, basedir: Path, scope: RoleScope | None, *, pos: Position | None = None) -> Path:
-        candidates = []
+    def resolve_task_file(self, name: str, basedir: Path, scope: RoleScope | None, *, pos: Position | None = None, including: Path | None = None) -> Path:
+        """Ansible's search: the including file's directory (an include), then the role's
+        ``tasks/``, then ``basedir`` (the playbook's directory)."""
+        candidates = [including / name] if including is not None else []
         if scope is not None:
             candidates.append(scope.role.path / "tasks" / name)
         candidates.append(basedir / name)

@@ -48,16 +48,18 @@ class Loader(IncludeLoader):
         roles = tuple(self.role_ref(r, where) for r in play.get("roles") or [])
         tasks: list[Task] = []
         tasks += self.tasks(play.get("pre_tasks") or [], path.parent, None, where)
+        flush_after = [len(tasks)]  # Ansible flushes handlers after pre_tasks, tasks, post_tasks
         done: set[str] = set()  # shared by all of the play's roles: each runs once per play
         for ref in roles:
             if _role_key(ref) not in done:
                 done.add(_role_key(ref))
                 tasks.extend(self.role_blocks(ref, where, done=done))
         tasks += self.tasks(play.get("tasks") or [], path.parent, None, where)
+        flush_after.append(len(tasks))  # (roles and tasks are one section: no flush between)
         tasks += self.tasks(play.get("post_tasks") or [], path.parent, None, where)
-        handlers = list(self.tasks(play.get("handlers") or [], path.parent, None, where, handler=True))
-        for role in self._roles_of(tasks):
-            handlers.extend(role.handlers)
+        # the roles' handlers first, then the play's (Ansible's order of definition)
+        handlers = [h for role in self._roles_of(tasks) for h in role.handlers]
+        handlers += self.tasks(play.get("handlers") or [], path.parent, None, where, handler=True)
         _check_notify(tasks, handlers, where)
         hosts = play["hosts"]
         return Play(
@@ -73,6 +75,7 @@ class Loader(IncludeLoader):
             environment=play.get("environment") or {},
             tags=frozenset(_as_strs(play.get("tags"))),
             roles=roles,
+            flush_after=tuple(flush_after),
         )
 
     def _roles_of(self, tasks: Sequence[Task]) -> list[Role]:

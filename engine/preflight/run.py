@@ -34,9 +34,8 @@ def preflight(playbook_path: str | Path, inventory_path: str | Path | None, opti
         run_dir=runs_dir() / "<run-id>", run_id="<run-id>",
     )
     runner.run()
-    for host, error in runner.plan_failures:
-        if runner.hosts[host].failed:
-            raise error
+    if (error := runner.plan_error()) is not None:
+        raise error
     inputs = Inputs.from_runner(runner)
     try:
         checks = _checks(inputs, runner)

@@ -36,7 +36,7 @@ def test_templated_delay_is_rendered(tmp_path: Path) -> None:
               command: "true"
               register: r
               until: r.rc == 1
-              retries: 1
+              retries: 2
               delay: "{{ d }}"
         """,
         "run",
@@ -52,7 +52,7 @@ def test_templated_retries_is_rendered(tmp_path: Path) -> None:
         tmp_path,
         """
         - hosts: localhost
-          vars: {n: 1}
+          vars: {n: 2}
           tasks:
             - name: retry
               command: "true"

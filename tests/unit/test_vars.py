@@ -23,19 +23,6 @@ def scope(*layers: Layer, magic: dict | None = None) -> VarScope:
     return VarScope(list(layers), Templar(), magic=magic)
 
 
-def test_levels_are_the_documented_eight() -> None:
-    assert LEVELS == (
-        "role defaults",
-        "inventory group vars",
-        "inventory host vars",
-        "play vars",
-        "role vars",
-        "task vars",
-        "host facts",
-        "extra vars",
-    )
-
-
 @pytest.mark.parametrize("top", range(len(LEVELS)))
 def test_each_level_overrides_the_previous(top: int) -> None:
     """Layers are given lowest first; the highest that defines a name wins."""
