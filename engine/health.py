@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import httpclient
 from engine.errors import HealthCheckError, ValidationError
 from engine.processes import last_lines
 from engine.transport.base import ProcessRecord, Transport
@@ -125,6 +124,8 @@ def run_probe(probe: Probe, transport: Transport, *, log: str | None, evaluate: 
 
                 body = json.dumps(s["json"])
                 headers["Content-Type"] = "application/json"
+            from engine import httpclient  # http.client and email: only when a probe asks
+
             resp = httpclient.request(
                 transport, s["url"], method=s.get("method", "GET"), body=body.encode() if body else None,
                 headers=headers, timeout=min(30.0, max(2.0, parse_duration(s.get("request_timeout", 10)))),

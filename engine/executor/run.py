@@ -69,7 +69,6 @@ def load(playbook_path: str | Path, inventory_path: str | Path | None) -> tuple[
     return playbook, inventory, loader
 
 
-@secrets.masks_result  # every dry-run format and plan.json show ******** for a secret
 def render_plan(
     playbook: Playbook,
     inventory_path: str | Path | None,
@@ -82,6 +81,7 @@ def render_plan(
     return render(playbook, inventory_path, options, loader, sink=sink).plays
 
 
+@secrets.masks_result  # every dry-run format, its TEARDOWN section and plan.json show ********
 def render(
     playbook: Playbook,
     inventory_path: str | Path | None,
@@ -90,7 +90,8 @@ def render(
     *,
     sink: EventSink | None = None,
 ) -> RenderedPlan:
-    """The dry-run's plan: every step, and what the run would register to undo."""
+    """The dry-run's plan: every step, and what the run would register to undo. Masked:
+    every dry-run format and plan.json show ******** for a secret."""
     inventory = Inventory.from_file(inventory_path) if inventory_path else Inventory.implicit()
     secrets.collect_static(playbook, inventory, options.extra_vars)
     runner = Runner(
@@ -106,7 +107,7 @@ def render(
     for host, error in runner.plan_failures:
         if runner.hosts[host].failed:
             raise error  # a check that fails whatever happens at run time (assert, fail)
-    return RenderedPlan(runner.plan, runner.teardown.entries(), keep_running=options.keep_running)
+    return RenderedPlan(secrets.mask(runner.plan), secrets.mask(runner.teardown.entries()), keep_running=options.keep_running)
 
 
 class _Interrupter:

@@ -134,6 +134,21 @@ TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
 #: A handler runs when notified by name, or by a topic it listens to: it needs one of them.
 HANDLER_RULE = AtLeastOne("name", "listen", hint="give the handler a 'name' (or 'listen: TOPIC') that tasks can notify")
 
+_NO_WITH = "smlplay has no with_* loops: write loop: [...] (a dict: loop: \"{{ d | dict2items }}\")"
+#: Ansible keywords smlplay does not have, with what to write instead (the hint of their
+#: "unknown keyword" error when no known keyword is close).
+ANSIBLE_ONLY: dict[str, str] = {
+    **{f"with_{k}": _NO_WITH for k in ("items", "list", "dict", "together", "nested", "fileglob", "sequence", "subelements", "indexed_items")},
+    "become": "smlplay does not switch users: tasks run as the user the transport logs in as (ssh_user)",
+    "become_user": "smlplay does not switch users: tasks run as the user the transport logs in as (ssh_user)",
+    "local_action": "write the action itself with delegate_to: localhost",
+    "async": "a long-running program is a `process` task (started in the background, stopped at teardown)",
+    "poll": "a long-running program is a `process` task (started in the background, stopped at teardown)",
+    "import_playbook": "smlplay runs one playbook file: put the plays in it",
+    "serial": "a play runs each task on all its hosts at once (no serial batches)",
+    "strategy": "smlplay has one strategy (linear)",
+}
+
 # --- roles -------------------------------------------------------------------------------
 
 ROLE_ARG_TYPES = ("str", "int", "float", "bool", "list", "dict", "path", "raw")
@@ -158,6 +173,15 @@ ROLE_META = {
     },
     vol.Optional("galaxy_info"): dict,
     vol.Optional("description"): str,
+}
+
+#: ``roles: [{role: web, port: 80, vars: {...}, when: ..., tags: ...}]``: the other keys are
+#: the role's parameters (variables).
+ROLE_ENTRY = {
+    vol.Optional("vars"): VARS,
+    vol.Optional("when"): Expr,
+    vol.Optional("tags"): StrList,
+    vol.Match(IDENTIFIER, msg=BAD_VAR_NAME): object,
 }
 
 # --- plays -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from engine.load.fields import (
     check_expressions,
     positioned_args,
 )
-from engine.load.specs import HANDLER_RULE
+from engine.load.specs import ANSIBLE_ONLY, HANDLER_RULE
 from engine.load.yaml import YList, YMap, load_file, position_of
 from engine.model import (
     BLOCK_KEYWORDS,
@@ -90,7 +90,7 @@ class TaskLoader:
                 f"unknown {'action' if is_action_typo and not actions else 'keyword'} '{key}' in {kind}",
                 pos=item.position_of(key, value=False),
                 context=ctx,
-                hint=f"did you mean '{guess}'?" if guess else None,
+                hint=f"did you mean '{guess}'?" if guess else ANSIBLE_ONLY.get(str(key)),
             )
         if not actions:
             raise ValidationError(
