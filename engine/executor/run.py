@@ -438,8 +438,11 @@ class _RecordSink:
         if kind == "health_progress":
             return  # progress lines would flood the record; the result has the summary
         if kind == "task_result" and data.get("status") in ("failed", "unreachable") and not data.get("ignored") and self.first_failure is None:
-            msg = (data.get("result") or {}).get("msg", data.get("status"))
-            self.first_failure = f"task '{data.get('task')}' on {data.get('host')}: {msg}"
+            result = data.get("result") or {}
+            msg = result.get("msg", data.get("status"))
+            stderr = str(result.get("stderr") or "").strip().splitlines()
+            # "non-zero return code 255" alone does not say why: the last line of stderr does
+            self.first_failure = f"task '{data.get('task')}' on {data.get('host')}: {msg}" + (f" (stderr: {stderr[-1][:300]})" if stderr else "")
         self.record.event(kind, **_plain(data))
 
 
