@@ -139,7 +139,9 @@ def relative(plan: RenderedPlan, base: Path) -> RenderedPlan:
 
 
 def to_json(plan: RenderedPlan) -> str:
-    return json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
+    from engine.jsonout import dumps_sorted  # the stdlib's layout, orjson's speed
+
+    return dumps_sorted(plan.to_dict()) + "\n"
 
 
 FORMATS = {"text": to_text, "json": to_json, "markdown": to_markdown}

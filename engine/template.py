@@ -172,10 +172,18 @@ class Templar:
                 return str(value)
             return self._render_str(value, scope, position_of(value) or pos)
         if isinstance(value, Mapping):
-            return {
-                self.render(k, scope, pos=pos): self.render(v, scope, pos=_value_pos(value, k, pos))
-                for k, v in value.items()
-            }
+            out = {}
+            for k, v in value.items():
+                # plain keys and leaves (most of a task's args) as the recursive call would
+                # return them, without it: a 1024-node dry-run renders ~500,000 of them
+                rk = str(k) if isinstance(k, str) and "{{" not in k and "{%" not in k else self.render(k, scope, pos=pos)
+                if isinstance(v, str) and "{{" not in v and "{%" not in v:
+                    out[rk] = str(v)
+                elif type(v) in _PLAIN_LEAVES:
+                    out[rk] = v
+                else:
+                    out[rk] = self.render(v, scope, pos=_value_pos(value, k, pos))
+            return out
         if isinstance(value, list | tuple):
             return [self.render(v, scope, pos=_item_pos(value, i, pos)) for i, v in enumerate(value)]
         return value
@@ -350,6 +358,9 @@ def _template_line(exc: BaseException, filename: str, template: Any) -> int | No
             line = template.get_corresponding_lineno(tb.tb_lineno)
         tb = tb.tb_next
     return line
+
+
+_PLAIN_LEAVES = (int, bool, float, type(None))  # render() returns these as they are
 
 
 def _value_pos(container: Any, key: Any, default: Position | None) -> Position | None:
