@@ -352,6 +352,15 @@ def sim(ctx: click.Context) -> None:
 from engine.commands.report import report  # noqa: E402
 
 main.add_command(report)
+from engine.commands.schema import schema  # noqa: E402
+
+main.add_command(schema)
+from engine.commands.preflight import preflight  # noqa: E402
+
+main.add_command(preflight)
+from engine.commands.mcp import mcp  # noqa: E402
+
+main.add_command(mcp)
 
 from engine.commands.status import status  # noqa: E402
 

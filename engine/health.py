@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import httpclient
 from engine.errors import HealthCheckError, ValidationError
+from engine.processes import last_lines
 from engine.transport.base import ProcessRecord, Transport
 from engine.units import format_duration, parse_duration
 
@@ -124,6 +124,8 @@ def run_probe(probe: Probe, transport: Transport, *, log: str | None, evaluate: 
 
                 body = json.dumps(s["json"])
                 headers["Content-Type"] = "application/json"
+            from engine import httpclient  # http.client and email: only when a probe asks
+
             resp = httpclient.request(
                 transport, s["url"], method=s.get("method", "GET"), body=body.encode() if body else None,
                 headers=headers, timeout=min(30.0, max(2.0, parse_duration(s.get("request_timeout", 10)))),
@@ -205,7 +207,7 @@ def wait_healthy(
                 "probes": [{"probe": p.describe(), "ok": o.ok, "detail": o.detail, **o.data} for p, o in zip(spec.probes, outcomes, strict=True)],
             }
         if watched is not None and not transport.alive(watched):
-            tail = transport.tail(watched.log, 50)
+            tail = last_lines(transport, watched.log, 50)
             raise HealthCheckError(
                 f"process '{watched.name}' on {watched.host} died while waiting for it to become healthy "
                 f"(after {format_duration(elapsed)}); last lines of {watched.log}:\n{tail}"

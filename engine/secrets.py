@@ -22,6 +22,7 @@ garble every line while protecting nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import json
@@ -166,6 +167,9 @@ def _masked(value: Any, regex: re.Pattern[str]) -> Any:
         return [_masked(v, regex) for v in value]
     if isinstance(value, tuple):
         return tuple(_masked(v, regex) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a RenderedPlan
+        fields = {f.name: _masked(getattr(value, f.name), regex) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **fields)
     return value
 
 

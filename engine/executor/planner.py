@@ -18,7 +18,6 @@ from engine.health import HealthSpec
 from engine.load.yaml import position_of
 from engine.model import Task
 from engine.secrets import NO_LOG_TEXT, censor_args
-from engine.slurm.srun import ContainerFlags
 from engine.template import Unknown, UnknownValue
 from engine.vars import VarScope
 
@@ -134,8 +133,20 @@ class PlannerMixin(KeywordsMixin):
     def _via(self, host: str) -> str | None:
         """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""
         cv = self._connection_vars(host)
+        # the same text for every step of a host while its connection variables are equal
+        cache: dict[str, tuple[Mapping[str, Any], str | None]] = self.__dict__.setdefault("_via_cache", {})
+        hit = cache.get(host)
+        if hit is not None and hit[0] == cv:
+            return hit[1]
+        text = self._describe_via(host, cv)
+        cache[host] = (cv, text)
+        return text
+
+    def _describe_via(self, host: str, cv: Mapping[str, Any]) -> str | None:
         kind = cv.get("connection", "local")
         if kind == "srun":
+            from engine.slurm.srun import ContainerFlags  # the Slurm package: srun hosts only
+
             try:
                 runtime = ContainerFlags.from_vars(cv.get("container")).runtime
             except ValidationError:
@@ -152,16 +163,23 @@ class PlannerMixin(KeywordsMixin):
     def _find_file(self, task: Task, kind: str, name: str) -> Path:
         from engine.actions.base import find_file
 
+        role_path = task.role.role.path if task.role else None
+        cache: dict[tuple[str, str, Path | None], Path] = self.__dict__.setdefault("_found_files", {})
+        key = (kind, name, role_path)
+        if key in cache:  # a template rendered for 1,000 hosts is looked up once
+            return cache[key]
         try:
-            return find_file(kind, name, role_path=task.role.role.path if task.role else None, playbook_dir=self.playbook.basedir)
+            found = cache[key] = find_file(kind, name, role_path=role_path, playbook_dir=self.playbook.basedir)
+            return found
         except ValidationError as exc:
             exc.pos = position_of(task.args.get("src")) if isinstance(task.args, Mapping) else task.pos
             raise exc.with_context(task.where()) from None
 
     def _record_step(self, step: PlanStep) -> None:
+        record = step.to_dict()
         if self.plan:
-            self.plan[-1]["steps"].append(step.to_dict())
-        self.sink.emit("plan_step", **step.to_dict())
+            self.plan[-1]["steps"].append(record)
+        self.sink.emit("plan_step", **record)
 
 class _NoTransport:
     """The transport a planning action gets in a dry-run: using it is a bug."""

@@ -62,7 +62,16 @@ class LiveDisplay:
     def region(self) -> RenderableType:
         with self._state:
             lines = live_lines(self.view, self.clock(), self.symbols)
-        return Group(*(Text(line, no_wrap=True, overflow="ellipsis", style="dim" if i else "") for i, line in enumerate(lines)))
+        # Lines stop short of the last columns: a full-width line leaves the cursor in the
+        # pending-wrap column, and the terminal's echo of ^C (or any key) then adds a row
+        # rich does not know about, leaving a stale line behind.
+        width = max(10, self.console.width - 4)
+        texts = []
+        for i, line in enumerate(lines):
+            text = Text(line, no_wrap=True, style="dim" if i else "")
+            text.truncate(width, overflow="ellipsis")
+            texts.append(text)
+        return Group(*texts)
 
     def _start(self) -> None:
         self._live = Live(

@@ -129,12 +129,18 @@ def _templatable_value(value: Any) -> Any:
 
 #: ``apply:`` of include_tasks/include_role: keywords for every included task.
 APPLY = MappingOf(dict, "a mapping of task keywords (tags, when, ...) to apply to the included tasks")
+#: The control actions' argument mappings (each also takes a bare string), read by
+#: ``smlplay schema`` too.
+META_ACTIONS = ("flush_handlers", "end_play", "end_host", "noop", "clear_host_errors")
+_INCLUDE_TASKS = {vol.Required("file"): NonEmptyStr(), vol.Optional("apply"): APPLY}
+_INCLUDE_ROLE = {vol.Required("name"): NonEmptyStr(), vol.Optional("tasks_from"): NonEmptyStr(), vol.Optional("vars"): VARS, vol.Optional("apply"): APPLY}
+CONTROL_ARGS = {"include_tasks": _INCLUDE_TASKS, "import_tasks": _INCLUDE_TASKS, "include_role": _INCLUDE_ROLE, "import_role": _INCLUDE_ROLE}
 
 
 def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
     pos = item.position_of(name)
     if name == "meta":
-        if args not in ("flush_handlers", "end_play", "end_host", "noop", "clear_host_errors"):
+        if args not in META_ACTIONS:
             raise ValidationError(f"unknown meta action {args!r}", pos=pos, context=ctx, hint="one of: flush_handlers, end_play, end_host, noop")
         return {"action": str(args)}
     if name in ("include_tasks", "import_tasks"):
@@ -145,7 +151,7 @@ def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
                 f"invalid {name}: expected a file name or a mapping with 'file' (got {S._type_name(args)})",
                 pos=position_of(args) or pos, context=ctx, hint=f"{name}: tasks/setup.yaml",
             )
-        return S.validate({vol.Required("file"): NonEmptyStr(), vol.Optional("apply"): APPLY}, args, what=name, context=ctx)
+        return S.validate(CONTROL_ARGS[name], args, what=name, context=ctx)
     # include_role / import_role
     if not isinstance(args, str | dict):
         raise ValidationError(
@@ -157,11 +163,6 @@ def _control_args(name: str, args: Any, item: YMap, ctx: str) -> Any:
         out.pos = pos
         out.key_pos, out.value_pos = {}, {"name": pos}
         return out
-    return S.validate(
-        {vol.Required("name"): NonEmptyStr(), vol.Optional("tasks_from"): NonEmptyStr(), vol.Optional("vars"): VARS, vol.Optional("apply"): APPLY},
-        args,
-        what=name,
-        context=ctx,
-    )
+    return S.validate(CONTROL_ARGS[name], args, what=name, context=ctx)
 
 

@@ -70,9 +70,26 @@ def _type_name(value: Any) -> str:
     return type(value).__name__.replace("YStr", "str")
 
 
+# Compiled schemas by the identity of their source (an action's schema is validated on every
+# task and host: compiling it each time was ~20% of a large dry-run). The source is kept, so
+# its id is not reused; a caller passing a fresh schema each time only refills the cache.
+_COMPILED: dict[int, tuple[Any, vol.Schema]] = {}
+
+
+def _compiled(schema: Any) -> vol.Schema:
+    hit = _COMPILED.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    if len(_COMPILED) >= 512:
+        _COMPILED.clear()
+    compiled = vol.Schema(schema)
+    _COMPILED[id(schema)] = (schema, compiled)
+    return compiled
+
+
 def validate(schema: Any, data: Any, *, what: str, context: str | None = None) -> Any:
     """Validate ``data``; on failure raise a :class:`ValidationError` at the offending field."""
-    compiled = schema if isinstance(schema, vol.Schema) else vol.Schema(schema)
+    compiled = schema if isinstance(schema, vol.Schema) else _compiled(schema)
     try:
         return compiled(data)
     except vol.MultipleInvalid as exc:

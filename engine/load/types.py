@@ -58,7 +58,8 @@ class Duration(Type):
 
     expected = f"a duration: {DURATION_FORMS}"
     json_schema = {
-        "anyOf": [{"type": "number", "minimum": 0, "maximum": 1e9}, {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)?)+\s*$"}],
+        # units in any case, as parse_duration lower-cases (JSON Schema patterns have no flags)
+        "anyOf": [{"type": "number", "minimum": 0, "maximum": 1e9}, {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*([mM][sS]|[sSmMhHdD])?)+\s*$"}],
         "description": f"a duration: {DURATION_FORMS}",
     }
 
@@ -79,7 +80,7 @@ class Port(Type):
     """A TCP port, 1-65535; a string of digits is read as the number (YAML ``"8080"``)."""
 
     expected = "a port number (1-65535)"
-    json_schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+    json_schema = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"type": "string", "pattern": r"^\s*\d{1,5}\s*$"}]}
 
     def __call__(self, value: Any) -> int:
         if isinstance(value, str) and value.strip().isdigit():
@@ -93,7 +94,7 @@ class NonEmptyStr(Type):
     """A string with something in it besides white space (a command, a name, a URL)."""
 
     expected = "a non-empty string"
-    json_schema = {"type": "string", "pattern": r"\S"}
+    json_schema = {"type": "string", "allOf": [{"pattern": r"\S"}, {"pattern": r"^[^\u0000]*$"}]}  # and no NUL
 
     def __call__(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():

@@ -148,3 +148,23 @@ def test_main_job_fits_one_screen(terminal: Terminal) -> None:
     assert re.search(r"^ +concurrency +requests", text, re.M), text  # the benchmark table
     assert re.search(r"^run directory: \S+  status: ok$", text, re.M) and "report.html" in text
     assert "skipping" not in text and "None" not in text
+
+
+def test_ctrl_c_leaves_a_clean_screen(terminal: Terminal) -> None:
+    port = free_port()
+    terminal.type(f"clear; {smlplay()} run tests/display/playbooks/live.yaml -e port={port} -e delay=60; echo EXIT=$?")
+    deadline = time.monotonic() + 60
+    while "health" not in terminal.screen() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "(5" in terminal.screens[-1], terminal.screens[-1]  # the countdown: (5x.xs left)
+    terminal.tmux("send-keys", "-t", terminal.session, "C-c")
+    final = ""
+    deadline = time.monotonic() + 60
+    while not re.search(r"^EXIT=\d+", final, re.M) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        final = terminal.screen()
+    text = "\n".join(output_lines(final))
+    assert re.search(r"^EXIT=130$", final, re.M), final
+    assert "[SIGINT] stopping; teardown will run" in text and "status: interrupted" in text, text
+    assert re.search(r"^teardown: 1 step in \d+\.\ds$", text, re.M), text
+    assert not re.search(SPIN, final), final

@@ -125,7 +125,7 @@ def test_a_real_run_writes_no_secret_anywhere(work: Workdir) -> None:
         consoles[f"stdout {' '.join(mode)}"] = proc.stdout
         consoles[f"stderr {' '.join(mode)}"] = proc.stderr
     # the secrets were really used: masked lines are there, and the processes got the values
-    text = consoles["stdout -v"]
+    text = consoles["stdout -vv"]  # -vv: the Ansible-style log with stdout/stderr
     assert f"login --token {MASK}" in text, text
     assert f"password is {MASK}, token {MASK}" in text, text
     assert "key has 19 chars" in text, text  # derived values that are not the secret stay

@@ -94,3 +94,14 @@ def test_down_refuses_a_teardown_command_whose_secret_was_masked(tmp_path: Path)
         pool.close()
     assert len(problems) == 1 and "masked secret" in problems[0] and "run it by hand" in problems[0]
     assert not marker.exists() and (tmp_path / "ran-plain").exists()
+
+
+def test_dataclasses_are_masked_field_by_field(reg: SecretRegistry) -> None:
+    from engine.plan import RenderedPlan
+
+    reg.remember("dc-secret-1")
+    plan = RenderedPlan([{"steps": [{"detail": "use dc-secret-1"}]}], [{"cmd": "logout dc-secret-1"}])
+    masked = reg.mask(plan)
+    assert isinstance(masked, RenderedPlan)
+    assert masked.plays[0]["steps"][0]["detail"] == f"use {MASK}" and masked.teardown[0]["cmd"] == f"logout {MASK}"
+    assert plan.teardown[0]["cmd"] == "logout dc-secret-1"
