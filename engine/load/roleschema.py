@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.load.specs import IDENTIFIER
 from engine.model import ArgumentSpec
 
 #: argument_specs types (engine.executor.roleargs) as JSON Schema types.
@@ -65,6 +66,7 @@ def role_entry(roles: Sequence[str], keywords: dict[str, Any]) -> dict[str, Any]
             {
                 "type": "object",
                 "properties": {"role": names, "name": names, **keywords},
+                "propertyNames": {"pattern": IDENTIFIER},  # parameters are variables (specs.ROLE_ENTRY)
                 "anyOf": [{"required": ["role"]}, {"required": ["name"]}],
                 "allOf": [
                     {"if": {"properties": {"role": {"const": r}}, "required": ["role"]}, "then": {"$ref": f"#/definitions/role.{r}"}}
