@@ -103,7 +103,24 @@ class Inventory:
             self.add_host(str(host_name), [name], host_vars or {}, source=source)
         for child, child_data in (data.get("children") or {}).items():
             cpos = data["children"].position_of(child, value=False) if isinstance(data["children"], YMap) else pos
+            if str(child) in self._ancestors(name):  # Ansible refuses the loop too
+                why = "itself" if str(child) == name else f"'{name}': '{name}' is already inside '{child}'"
+                raise ValidationError(
+                    f"inventory group '{child}' cannot be a child of {why}",
+                    pos=cpos,
+                    hint="a group cannot contain itself, directly or through its children",
+                )
             self._load_group(str(child), child_data, parent=name, source=source, pos=cpos)
+
+    def _ancestors(self, name: str) -> set[str]:
+        """``name`` and every group it is (transitively) a child of."""
+        out, todo = set(), [name]
+        while todo:
+            group = todo.pop()
+            if group not in out:
+                out.add(group)
+                todo.extend(self.groups[group].parents if group in self.groups else ())
+        return out
 
     def _group(self, name: str, *, source: str = "run", pos: Position | None = None) -> Group:
         group = self.groups.get(name)
