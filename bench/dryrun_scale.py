@@ -2,8 +2,8 @@
 
 Renders the P/D playbook on inventory/example-cluster.yaml at 16, 64, 256 and 1024 nodes
 (half prefill, half decode TP-8 workers, telemetry on every node), each in its own
-subprocess, and prints wall time, the child's peak RSS and a least-squares line
-(seconds = a + b * nodes)::
+subprocess, and prints wall time, the child's CPU time (user + system: steadier than wall
+time on a shared machine), its peak RSS and least-squares lines (seconds = a + b * nodes)::
 
     PYTHONPATH=. python bench/dryrun_scale.py [NODES ...]
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def render(nodes: int) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one dry-run at ``nodes`` nodes."""
+def render(nodes: int) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MiB) of one dry-run at ``nodes`` nodes."""
     half = nodes // 2
     argv = [
         sys.executable, "-m", "engine", "run", str(REPO / "playbooks" / "llama70b.yaml"),
@@ -38,24 +38,33 @@ def render(nodes: int) -> tuple[float, float]:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{nodes} nodes: exit {code}\n{err[-2000:]}")
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return elapsed, usage.ru_maxrss * scale / 2**20
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * scale / 2**20
+
+
+def fit(rows: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least squares ``seconds = a + b * nodes``: (a, b)."""
+    xs, ys = [r[0] for r in rows], [r[1] for r in rows]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    b = sum((x - mx) * (y - my) for x, y in rows) / sum((x - mx) ** 2 for x in xs)
+    return my - b * mx, b
 
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [16, 64, 256, 1024]
-    rows = []
-    print(f"{'nodes':>6} {'seconds':>8} {'peak RSS MiB':>13}")
+    walls, cpus = [], []
+    print(f"{'nodes':>6} {'wall s':>8} {'CPU s':>7} {'peak RSS MiB':>13}")
     for n in sizes:
-        seconds, rss = render(n)
-        rows.append((n, seconds))
-        print(f"{n:>6} {seconds:>8.2f} {rss:>13.0f}", flush=True)
-    if len(rows) >= 2:
-        xs, ys = [r[0] for r in rows], [r[1] for r in rows]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        b = sum((x - mx) * (y - my) for x, y in rows) / sum((x - mx) ** 2 for x in xs)
-        a = my - b * mx
-        print(f"fit: seconds = {a:.2f} + {b * 1000:.2f} ms/node * nodes")
-
+        seconds, cpu, rss = render(n)
+        walls.append((n, seconds))
+        cpus.append((n, cpu))
+        print(f"{n:>6} {seconds:>8.2f} {cpu:>7.2f} {rss:>13.0f}", flush=True)
+    if len(sizes) >= 2:
+        for what, rows in (("wall", walls), ("CPU", cpus)):
+            a, b = fit(rows)
+            # how far the line misses the largest size: a superlinear cost shows here
+            n, y = rows[-1]
+            print(f"fit ({what}): seconds = {a:.2f} + {b * 1000:.2f} ms/node * nodes "
+                  f"(at {n}: measured {y:.2f}, line {a + b * n:.2f})")
 
 if __name__ == "__main__":
     main()

@@ -28,8 +28,9 @@ def _console(stderr: bool = False) -> Any:
 
 def _fail(err: SmlplayError) -> None:
     from engine.display import render_error
+    from engine.secrets import mask_error
 
-    render_error(err, _console(stderr=True))
+    render_error(mask_error(err), _console(stderr=True))
     sys.exit(err.exit_code)
 
 
@@ -54,7 +55,9 @@ def _guard(fn: F) -> F:
 
             if os.environ.get("SMLPLAY_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (set SMLPLAY_DEBUG=1 for the traceback)", err=True)
+            from engine.secrets import mask_text
+
+            click.echo(mask_text(f"internal error: {type(exc).__name__}: {exc} (set SMLPLAY_DEBUG=1 for the traceback)"), err=True)
             sys.exit(3)
 
     return wrapper  # type: ignore[return-value]
@@ -63,6 +66,7 @@ def _guard(fn: F) -> F:
 def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
     """``-e k=v`` (strings; several per -e), ``-e @file.yaml``, ``-e '{"json": 1}'``;
     later ones win. Dotted keys (``layout.decode.workers=2``) change one nested field."""
+    from engine.load.extravars import check_inline_vars
     from engine.load.yaml import load_file, loads
     from engine.vars import Layer
 
@@ -78,7 +82,7 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
             data = loads(text, "<-e>")
             if not isinstance(data, dict):
                 raise ValidationError(f"-e {raw}: JSON/YAML extra vars must be a mapping")
-            layers.append(Layer("extra vars", "-e (json)", data))
+            layers.append(Layer("extra vars", "-e (json)", check_inline_vars(data, raw)))
         else:
             pairs = {}
             for token in shlex.split(text):
@@ -86,7 +90,7 @@ def parse_extra_vars(values: tuple[str, ...]) -> tuple[Any, ...]:
                     raise ValidationError(f"-e {raw!r}: expected key=value, @file.yaml or a JSON mapping")
                 key, _, value = token.partition("=")
                 pairs[key] = value
-            layers.append(Layer("extra vars", f"-e {raw}", pairs))
+            layers.append(Layer("extra vars", f"-e {raw}", check_inline_vars(pairs, raw)))
     return tuple(layers)
 
 
@@ -107,13 +111,14 @@ def _inventory(path: str | None, playbook: str | None = None) -> str | None:
 
 def _options(**kw: Any) -> Any:
     from engine.executor.context import RunOptions
+    from engine.secrets import remember_layers
     from engine.units import parse_duration
 
     def tags(values: tuple[str, ...]) -> frozenset[str]:
         return frozenset(t.strip() for v in values for t in v.split(",") if t.strip())
 
     return RunOptions(
-        extra_vars=parse_extra_vars(kw.get("extra_vars", ())),
+        extra_vars=remember_layers(parse_extra_vars(kw.get("extra_vars", ()))),  # before a record writes argv
         forks=kw.get("forks", 16),
         tags=tags(kw.get("tags", ())),
         skip_tags=tags(kw.get("skip_tags", ())),
@@ -149,20 +154,6 @@ def main() -> None:
     """smlplay: playbooks that bring up LLM inference stacks on Slurm clusters."""
 
 
-def _render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
-    from engine import plan as plan_format
-    from engine.executor.run import load, render_plan
-
-    inventory = _inventory(kw.get("inventory"), playbook)
-    options = _options(**kw)
-    book, _inv, loader = load(playbook, inventory)
-    plan = plan_format.relative(render_plan(book, inventory, options, loader), Path(playbook).parent)
-    if out:
-        written = plan_format.write_tree(plan, Path(out))
-        click.echo(f"wrote {len(written)} files to {out}")
-    click.echo(plan_format.FORMATS[fmt](plan), nl=False)
-
-
 @main.command()
 @click.argument("playbook", type=click.Path(dir_okay=False))
 @common_options
@@ -191,7 +182,9 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
         run_sweep_command(playbook, sweeps, zip_axes=zip_axes, fail_fast=fail_fast, dry_run=dry_run, fmt=fmt, output=output, **kw)
         return
     if dry_run:
-        _render(playbook, fmt, out, **kw)
+        from engine.commands.render import print_plan
+
+        print_plan(playbook, fmt, out, **kw)
         return
     from engine.executor.run import execute
     from engine.live import close_sink, make_sink
@@ -216,17 +209,6 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
         for line in metrics_lines(outcome.run_dir):
             click.echo(line)
     sys.exit(outcome.exit_code)
-
-
-@main.command()
-@click.argument("playbook", type=click.Path(dir_okay=False))
-@common_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
-@click.option("--out", type=click.Path(file_okay=False), help="Write one file per host/step here.")
-@_guard
-def render(playbook: str, fmt: str, out: str | None, **kw: Any) -> None:
-    """Render PLAYBOOK without running anything (same as run --dry-run)."""
-    _render(playbook, fmt, out, **kw)
 
 
 @main.command()
@@ -338,67 +320,6 @@ def runs_cmd() -> None:
 @main.command()
 @click.argument("run_id", metavar="RUN")
 @_guard
-def status(run_id: str) -> None:
-    """Show a run's status, live processes and pending teardown."""
-    from engine.runs import RunRecord
-
-    record = RunRecord.open(run_id)
-    s = record.state
-    click.echo(f"run {record.id}: {record.status}  ({s.get('playbook')})")
-    if s.get("detached"):
-        from engine.executor.detach import detached_job_state
-
-        click.echo(f"  detached: job {s.get('job_id')} through {s.get('gateway')}: {detached_job_state(record)}")
-    click.echo(f"  directory: {record.path}")
-    for proc in s.get("processes", []):
-        click.echo(f"  process {proc['name']}@{proc['host']} {dict(proc['handle'])} log={proc['log']}")
-    for entry in s.get("teardown", []):
-        click.echo(f"  teardown tier {entry.get('tier')}: {entry.get('label')}")
-    for pending in s.get("pending_handlers", []):
-        click.echo(f"  pending handler: {pending.get('handler')} on {pending.get('host')}")
-    if s.get("recap"):
-        for host, stats in s["recap"].items():
-            click.echo(f"  {host}: " + " ".join(f"{k}={v}" for k, v in sorted(stats.items())))
-
-
-@main.command()
-@click.argument("run_id", metavar="RUN")
-@click.option("--task", help="Only logs of tasks whose name contains this.")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
-@_guard
-def logs(run_id: str, task: str | None, follow: bool) -> None:
-    """Print a run's task and process logs."""
-    import time
-
-    from engine.runlogs import task_logs
-    from engine.runs import RunRecord
-
-    record = RunRecord.open(run_id)
-    offsets: dict[Path, int] = {}
-    if task and not task_logs(record, task):
-        raise ValidationError(f"no logs in run {record.id} match task '{task}'", hint="`smlplay logs RUN` lists every log; task names are matched by substring")
-
-    def dump() -> None:
-        for path in task_logs(record, task):
-            data = path.read_bytes()
-            start = offsets.get(path, 0)
-            if len(data) > start:
-                if start == 0:
-                    click.echo(f"==> {path.relative_to(record.path)} <==")
-                click.echo(data[start:].decode("utf-8", "replace"), nl=False)
-                offsets[path] = len(data)
-
-    dump()
-    while follow and RunRecord.open(str(record.path)).owner_alive():
-        time.sleep(0.5)
-        dump()
-    if follow:
-        dump()
-
-
-@main.command()
-@click.argument("run_id", metavar="RUN")
-@_guard
 def down(run_id: str) -> None:
     """Tear down RUN (or every run a SWEEP left): stop its processes, run its pending
     handlers, release allocations."""
@@ -431,6 +352,27 @@ def sim(ctx: click.Context) -> None:
 from engine.commands.report import report  # noqa: E402
 
 main.add_command(report)
+from engine.commands.schema import schema  # noqa: E402
+
+main.add_command(schema)
+from engine.commands.preflight import preflight  # noqa: E402
+
+main.add_command(preflight)
+from engine.commands.mcp import mcp  # noqa: E402
+
+main.add_command(mcp)
+
+from engine.commands.status import status  # noqa: E402
+
+main.add_command(status)
+
+from engine.commands.logs import logs  # noqa: E402
+
+main.add_command(logs)
+
+from engine.commands.render import render  # noqa: E402
+
+main.add_command(render)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from engine.errors import SmlplayError
 from engine.executor.context import STATS
+from engine.secrets import mask_text
 
 _STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan", "unreachable": "red"}
 
@@ -190,7 +191,7 @@ def render_error(err: SmlplayError, console: Console) -> None:
     if err.context:
         console.print(Text(f"  in {err.context}", style="dim"))
     if err.pos is not None:
-        frame = code_frame(err.pos.file, err.pos.line, err.pos.col)
+        frame = mask_text(code_frame(err.pos.file, err.pos.line, err.pos.col) or "")  # a secret written in the YAML
         if frame:
             console.print(Text(frame, style="dim"))
     if err.hint:

@@ -62,6 +62,9 @@ def to_bool(value: Any) -> bool:
 def plain(value: Any) -> Any:
     """A JSON/YAML-safe copy of a rendered value (placeholders shown as their text); templates'
     to_json/to_yaml and the run record share it."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value  # the leaves, most of a plan: no import, no isinstance chain
     from engine.template import Unknown
 
     if isinstance(value, Unknown):
@@ -223,7 +226,7 @@ def extract(key: Any, container: Any, morekeys: Any = None) -> Any:
 # place_workers(hostvars=...) results per run (the runner behind hostvars): every host of a
 # group places the same workers, and looking up each node's address through hostvars on
 # every host is quadratic in nodes. Node addresses do not change once allocated.
-_PLACEMENTS: weakref.WeakKeyDictionary[Any, dict[str, list[dict[str, Any]]]] = weakref.WeakKeyDictionary()
+_PLACEMENTS: weakref.WeakKeyDictionary[Any, dict[tuple[tuple[str, ...], str], list[dict[str, Any]]]] = weakref.WeakKeyDictionary()
 
 
 def place_workers(hosts: Any, spec: Any, *, hostvars: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -231,14 +234,21 @@ def place_workers(hosts: Any, spec: Any, *, hostvars: Any = None, **kwargs: Any)
     (each host's ``node_address``) and the placement is computed once per run."""
     if hostvars is None:
         return serving.place_workers(hosts, spec, **kwargs)
+    from engine.frozen import Known, freeze
+
     hosts = list(hosts)
     owner = getattr(hostvars, "_runner", None)
     cache = _PLACEMENTS.setdefault(owner, {}) if owner is not None else {}
-    key = json.dumps([hosts, spec, sorted(kwargs.items())], sort_keys=True, default=str)
+    key = (tuple(hosts), json.dumps([spec, sorted(kwargs.items())], sort_keys=True, default=str))
     if key not in cache:
         addresses = [hostvars[h]["node_address"] for h in hosts]
-        cache[key] = serving.place_workers(hosts, spec, addresses=addresses, **kwargs)
-    return [{**w, "hosts": list(w["hosts"])} for w in cache[key]]
+        # one read-only object that every host of the group references (copying it per
+        # host, and walking each copy, was quadratic in nodes)
+        cache[key] = freeze(serving.place_workers(hosts, spec, addresses=addresses, **kwargs))
+    placed = cache[key]
+    if isinstance(placed, Known):
+        return placed
+    return [{**w, "hosts": list(w["hosts"])} for w in placed]  # holds a placeholder: a copy each
 
 
 FILTERS: dict[str, Callable[..., Any]] = {

@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import httpclient
-from engine.errors import HealthCheckError
+from engine.errors import HealthCheckError, ValidationError
+from engine.processes import last_lines
 from engine.transport.base import ProcessRecord, Transport
 from engine.units import format_duration, parse_duration
 
@@ -61,12 +61,20 @@ class HealthSpec:
     process: str | None = None
 
     @classmethod
-    def from_rendered(cls, data: Mapping[str, Any], *, default_timeout: float | None = None) -> HealthSpec:
+    def from_rendered(
+        cls, data: Mapping[str, Any], *, default_timeout: float | None = None, source: Any = None, context: str | None = None
+    ) -> HealthSpec:
         """From the rendered ``health:`` block; a rendered value of the wrong type (a port
-        ``"{{ name }}"`` that is not a number) is a :class:`ValidationError`, never a crash."""
-        from engine.load.schema import HEALTH, validate
+        ``"{{ name }}"`` that is not a number) is a :class:`ValidationError`, never a crash,
+        placed at the field of ``source`` (the block as written) and naming ``context``."""
+        from engine.load.schema import HEALTH, position_for, validate
 
-        data = validate(HEALTH, data, what="health check")
+        try:
+            data = validate(HEALTH, data, what="health check", context=context)
+        except ValidationError as exc:
+            if source is not None:
+                exc.pos = position_for(source, list(getattr(exc, "path", None) or [])) or getattr(source, "pos", None) or exc.pos
+            raise
         probes: list[Probe] = []
         for kind in PROBE_KINDS:
             if kind not in data:
@@ -116,6 +124,8 @@ def run_probe(probe: Probe, transport: Transport, *, log: str | None, evaluate: 
 
                 body = json.dumps(s["json"])
                 headers["Content-Type"] = "application/json"
+            from engine import httpclient  # http.client and email: only when a probe asks
+
             resp = httpclient.request(
                 transport, s["url"], method=s.get("method", "GET"), body=body.encode() if body else None,
                 headers=headers, timeout=min(30.0, max(2.0, parse_duration(s.get("request_timeout", 10)))),
@@ -197,7 +207,7 @@ def wait_healthy(
                 "probes": [{"probe": p.describe(), "ok": o.ok, "detail": o.detail, **o.data} for p, o in zip(spec.probes, outcomes, strict=True)],
             }
         if watched is not None and not transport.alive(watched):
-            tail = transport.tail(watched.log, 50)
+            tail = last_lines(transport, watched.log, 50)
             raise HealthCheckError(
                 f"process '{watched.name}' on {watched.host} died while waiting for it to become healthy "
                 f"(after {format_duration(elapsed)}); last lines of {watched.log}:\n{tail}"

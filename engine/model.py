@@ -42,7 +42,7 @@ class LoopControl:
     loop_var: str = "item"
     index_var: str | None = None
     label: Any = None
-    pause: float = 0.0
+    pause: float | str = 0.0  # a duration (30, 30s); a template is rendered at run time
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Task:
     register: str | None = None
     until: Any = None
     retries: int | None = None
-    delay: float = 5.0
+    delay: float | str = 5.0  # a duration (5, 5s, 1m); a template is rendered at run time
     changed_when: tuple[Any, ...] | None = None
     failed_when: tuple[Any, ...] | None = None
     ignore_errors: bool = False
@@ -125,6 +125,7 @@ class ArgumentSpec:
     description: str = ""
     elements: str | None = None
     pos: Position | None = None
+    secret: bool = False  # masked in every output, as names like *_token are
 
 
 @dataclass(frozen=True)

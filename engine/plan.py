@@ -9,13 +9,37 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine import plan_teardown
 from engine.runs import slug
 
 Plan = Sequence[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RenderedPlan:
+    """A dry-run: every step of every play, and what the run registers to undo (the
+    teardown stack's entries, in the order they were pushed)."""
+
+    plays: list[dict[str, Any]]
+    teardown: list[dict[str, Any]] = field(default_factory=list)
+    keep_running: bool = False  # rendered for --keep-running: teardown waits for `down`
+
+    def teardown_section(self) -> dict[str, Any]:
+        return plan_teardown.section(self.plays, self.teardown, keep_running=self.keep_running)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plays": list(self.plays), "teardown": self.teardown_section()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RenderedPlan:
+        """A recorded ``plan.json`` (runs before the teardown was recorded have none)."""
+        teardown = data.get("teardown") or {}
+        return cls(list(data.get("plays", [])), plan_teardown.entries_of(teardown), teardown.get("when") == plan_teardown.WHEN_KEPT)
 
 
 def _hosts_of(play: dict[str, Any]) -> list[str]:
@@ -26,13 +50,15 @@ def _hosts_of(play: dict[str, Any]) -> list[str]:
     return seen or list(play["hosts"])
 
 
-def _step_lines(step: dict[str, Any]) -> list[str]:
+def _step_lines(step: Mapping[str, Any], *, position: bool = True) -> list[str]:
+    """A step as the text plan shows it; ``position=False`` leaves out its file:line (a
+    plan diff compares what runs, not where the task is written)."""
     head = f"- [{step['action']}] {step['task']}"
     if step.get("label") is not None:
         head += f" (item={json.dumps(step['label'], sort_keys=True)})"
     elif step.get("item") is not None:
         head += f" (item={json.dumps(step['item'], sort_keys=True)})"
-    lines = [head, f"    at {step['pos']}"]
+    lines = [head, f"    at {step['pos']}"] if position else [head]
     if step.get("delegate_to"):
         lines.append(f"    on {step['delegate_to']} (delegated)")
     if step.get("via"):
@@ -48,9 +74,9 @@ def _step_lines(step: dict[str, Any]) -> list[str]:
     return lines
 
 
-def to_text(plan: Plan) -> str:
+def to_text(plan: RenderedPlan) -> str:
     out: list[str] = []
-    for play in plan:
+    for play in plan.plays:
         out.append(f"PLAY [{play['name']}] hosts={play['pattern']} -> {', '.join(play['hosts']) or '(none)'}")
         for host in _hosts_of(play):
             out.append(f"  HOST {host}")
@@ -63,12 +89,13 @@ def to_text(plan: Plan) -> str:
                 listen = f" (listen: {', '.join(h['listen'])})" if h.get("listen") else ""
                 out.append(f"    - {h['name']}{listen} [{h['action']}] at {h['pos']}")
         out.append("")
+    out += [*plan_teardown.text_lines(plan.teardown_section()), ""]
     return "\n".join(out)
 
 
-def to_markdown(plan: Plan) -> str:
+def to_markdown(plan: RenderedPlan) -> str:
     out: list[str] = ["# Plan", ""]
-    for play in plan:
+    for play in plan.plays:
         out += [f"## Play: {play['name']}", "", f"hosts: `{play['pattern']}` -> {', '.join(f'`{h}`' for h in play['hosts']) or '(none)'}", ""]
         for host in _hosts_of(play):
             out += [f"### {host}", ""]
@@ -85,10 +112,11 @@ def to_markdown(plan: Plan) -> str:
                     out.append(f"  - health: {h}")
         if play.get("handlers"):
             out += ["#### Handlers", ""] + [f"- {h['name']} (`{h['action']}`)" for h in play["handlers"]] + [""]
+    out += plan_teardown.markdown_lines(plan.teardown_section())
     return "\n".join(out)
 
 
-def relative(plan: Plan, base: Path) -> list[dict[str, Any]]:
+def relative(plan: RenderedPlan, base: Path) -> RenderedPlan:
     """The plan with every ``file:line`` position relative to ``base`` (the playbook's
     directory), so renderings on different checkouts are byte-identical."""
     root = os.path.abspath(base)
@@ -99,7 +127,7 @@ def relative(plan: Plan, base: Path) -> list[dict[str, Any]]:
         return os.path.relpath(pos, root)
 
     out = []
-    for play in plan:
+    for play in plan.plays:
         play = dict(play)
         play["steps"] = [{**step, "pos": rel(step.get("pos"))} for step in play.get("steps", [])]
         if play.get("handlers"):
@@ -107,11 +135,11 @@ def relative(plan: Plan, base: Path) -> list[dict[str, Any]]:
         if "pos" in play:
             play["pos"] = rel(play["pos"])
         out.append(play)
-    return out
+    return replace(plan, plays=out, teardown=[{**e, "pos": rel(e.get("pos"))} if "pos" in e else e for e in plan.teardown])
 
 
-def to_json(plan: Plan) -> str:
-    return json.dumps({"plays": list(plan)}, indent=2, sort_keys=True) + "\n"
+def to_json(plan: RenderedPlan) -> str:
+    return json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
 FORMATS = {"text": to_text, "json": to_json, "markdown": to_markdown}
@@ -121,11 +149,11 @@ def _name(text: str) -> str:
     return slug(text, limit=60, empty="x")
 
 
-def write_tree(plan: Plan, out_dir: Path) -> list[Path]:
+def write_tree(plan: RenderedPlan, out_dir: Path) -> list[Path]:
     """One file per host and step (``NN-play/host/NN-task.txt``) for review diffs."""
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for p_index, play in enumerate(plan, start=1):
+    for p_index, play in enumerate(plan.plays, start=1):
         play_dir = out_dir / f"{p_index:02d}-{_name(play['name'])}"
         counters: dict[str, int] = {}
         for step in play["steps"]:
@@ -137,4 +165,6 @@ def write_tree(plan: Plan, out_dir: Path) -> list[Path]:
             written.append(path)
     (out_dir / "plan.txt").write_text(to_text(plan), encoding="utf-8")
     written.append(out_dir / "plan.txt")
+    (out_dir / "teardown.txt").write_text("\n".join(plan_teardown.text_lines(plan.teardown_section())) + "\n", encoding="utf-8")
+    written.append(out_dir / "teardown.txt")
     return written

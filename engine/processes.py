@@ -4,12 +4,15 @@ Every ``process`` action records what it started (host, pid or Slurm step, log, 
 teardown tier). The monitor thread polls critical processes; the first death sets
 :attr:`ProcessRegistry.failure`, which waits (health checks, ``wait_for``, ``pause``,
 retries) observe at once and the executor checks between tasks, so a crashed server fails
-the play within a second or so instead of at the end of a 60-minute deadline.
+the play within a second or so instead of at the end of a 60-minute deadline. A process
+that is not critical (a telemetry sidecar) that exits is reported once (``on_lost``) and the
+run goes on.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +30,24 @@ class ProcessDeath:
             f"(log {self.record.log}); last lines:\n{self.tail}"
         )
 
+    def warning(self) -> str:
+        return (
+            f"process '{self.record.name}' on {self.record.host} (not critical) exited; the run goes on "
+            f"(log {self.record.log}); last lines:\n{self.tail}"
+        )
+
+
+def last_lines(transport: Transport, log: str, lines: int = 50, *, settle: float = 1.5) -> str:
+    """The tail of a process's log just after it died. A Slurm step's output is written by
+    slurmstepd, which may flush the last of it a moment after the srun client has exited:
+    an empty tail is read again for up to ``settle`` seconds before it is believed."""
+    deadline = time.monotonic() + settle
+    while True:
+        text = transport.tail(log, lines)
+        if text.strip() or time.monotonic() >= deadline:
+            return text or "<the log is empty>"
+        time.sleep(0.1)
+
 
 class ProcessRegistry:
     """Live background processes of a run, keyed by (host, name)."""
@@ -36,9 +57,12 @@ class ProcessRegistry:
         transport_for: Callable[[str], Transport],
         *,
         on_change: Callable[[], None] | None = None,
+        on_lost: Callable[[ProcessDeath], None] | None = None,
     ) -> None:
         self._transport_for = transport_for
         self._on_change = on_change or (lambda: None)
+        self.on_lost = on_lost  # settable: the run wires it to a warning
+        self._lost: set[tuple[str, str]] = set()
         self._procs: dict[tuple[str, str], ProcessRecord] = {}
         self._lock = threading.Lock()
         self.failure = threading.Event()
@@ -71,7 +95,7 @@ class ProcessRegistry:
 
     def tail(self, record: ProcessRecord, lines: int = 50) -> str:
         try:
-            return self._transport_for(record.host).tail(record.log, lines)
+            return last_lines(self._transport_for(record.host), record.log, lines)
         except Exception as exc:  # the log may live on a host that just went away
             return f"<log not readable: {exc}>"
 
@@ -81,25 +105,41 @@ class ProcessRegistry:
         if self.death is not None:
             return self.death
         for record in self.all():
-            if not record.critical:
+            key = (record.host, record.name)
+            if not record.critical and (self.on_lost is None or key in self._lost):
                 continue
             try:
                 alive = self.alive(record)
             except Exception:
                 continue  # transport trouble is reported by the tasks themselves
-            if not alive:
-                self.death = ProcessDeath(record, self.tail(record))
-                self.failure.set()
-                return self.death
+            if alive:
+                continue
+            if not record.critical:
+                with self._lock:
+                    if key in self._lost:
+                        continue
+                    self._lost.add(key)
+                if self.on_lost is not None:
+                    self.on_lost(ProcessDeath(record, self.tail(record)))
+                continue
+            self.death = ProcessDeath(record, self.tail(record))
+            self.failure.set()
+            return self.death
         return None
 
-    def start_monitor(self, interval: float = 0.5) -> None:
+    def start_monitor(self, interval: float = 0.5, *, on_death: Callable[[ProcessDeath], None] | None = None) -> None:
+        """Poll every ``interval`` seconds; ``on_death`` is called (on the monitor thread)
+        with the first death of a critical process, e.g. to stop foreground commands that
+        would otherwise run to their end before the executor notices."""
         if self._monitor is not None:
             return
 
         def loop() -> None:
             while not self._stop_monitor.wait(interval):
-                if self.check() is not None:
+                death = self.check()
+                if death is not None:
+                    if on_death is not None:
+                        on_death(death)
                     return
 
         self._monitor = threading.Thread(target=loop, name="smlplay-monitor", daemon=True)

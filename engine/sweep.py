@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import secrets
 import time
@@ -23,7 +24,7 @@ from typing import Any
 from engine.errors import SmlplayError, ValidationError
 from engine.events import EventSink
 from engine.executor.context import RunOptions
-from engine.runs import RunRecord, runs_dir, slug, write_json_atomic
+from engine.runs import PRIVATE_DIR_MODE, RunRecord, runs_dir, slug, write_json_atomic
 from engine.vars import Layer
 
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$")
@@ -125,7 +126,9 @@ class SweepRecord:
     def create(cls, playbook: Path, axes: list[SweepAxis], points: list[SweepPoint], *, zip_axes: bool, argv: list[str]) -> SweepRecord:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path = runs_dir() / f"{stamp}-sweep-{slug(playbook.stem)}-{secrets.token_hex(2)}"
-        path.mkdir(parents=True, exist_ok=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=False)  # private, as a run record
+        os.chmod(path, PRIVATE_DIR_MODE)
         record = cls(path, {
             "sweep_id": path.name,
             "playbook": str(playbook),

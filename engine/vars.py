@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import secrets
 from engine.errors import Position, TemplateError
 from engine.template import Templar
 
@@ -87,10 +88,12 @@ class VarScope(Mapping[str, Any]):
         self._magic = dict(magic or {})
         self._cache: dict[str, Any] = {}
         self._resolving: list[str] = []
+        self._patch_roots: set[str] | None = None
 
     # -- Mapping protocol ------------------------------------------------------------------
     def __contains__(self, key: object) -> bool:
-        if key in self._magic:
+        # Jinja asks `in` before every lookup: answer from what was already resolved first
+        if key in self._cache or key in self._magic:
             return True
         return any(key in layer.values for layer in self._layers)
 
@@ -116,6 +119,8 @@ class VarScope(Mapping[str, Any]):
             finally:
                 self._resolving.pop()
         value = self._apply_patches(key, value)
+        if secrets.is_secret_name(key):
+            secrets.remember(value)  # masked wherever it, or a string holding it, goes out
         self._cache[key] = value
         return value
 
@@ -139,6 +144,11 @@ class VarScope(Mapping[str, Any]):
 
     def with_magic(self, **magic: Any) -> VarScope:
         return self.child([], magic)
+
+    def raw(self, key: str) -> Any:
+        """The winning value of ``key`` as written (not rendered); ``None`` when undefined."""
+        found = self._lookup(key)
+        return None if found is None else found[1]
 
     @property
     def layers(self) -> list[Layer]:
@@ -167,6 +177,13 @@ class VarScope(Mapping[str, Any]):
 
     def _apply_patches(self, key: str, value: Any) -> Any:
         """``-e layout.decode.workers=2`` changes one field of ``layout``, not all of it."""
+        if self._patch_roots is None:  # once per scope, not once per lookup
+            self._patch_roots = {
+                name.split(".", 1)[0] for layer in self._layers if layer.level == "extra vars"
+                for name in layer.values if "." in name
+            }
+        if key not in self._patch_roots:
+            return value
         prefix = key + "."
         patches = [
             (layer, name) for layer in self._layers if layer.level == "extra vars"

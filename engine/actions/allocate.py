@@ -20,24 +20,34 @@ is used, not released.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 
 from engine.actions.base import ActionContext, Result, action
 from engine.errors import ValidationError
-from engine.load.types import Duration, OneOf
-from engine.schedulers import SCHEDULERS, Allocation, AllocationSpec, Hooks, Layout
-from engine.schedulers.base import ADOPT_ENV
-from engine.slurm.request import AllocationRequest
+from engine.load.types import Duration, IntRange, Nullable, OneOf
+from engine.undo import release_allocation
 from engine.units import parse_duration
 
-#: The arguments that make up the Slurm request (``time`` is sbatch's name for time_limit).
-_REQUEST_FIELDS = frozenset({f.name for f in fields(AllocationRequest)} - {"time_limit"} | {"time"})
-_POSITIVE = vol.All(int, vol.Range(min=1))
+if TYPE_CHECKING:  # the schedulers and Slurm code load when a run allocates, not at start-up
+    from engine.schedulers import Allocation, AllocationSpec
+
+#: ``engine.schedulers.SCHEDULERS``' names (a test keeps them the same).
+SCHEDULER_NAMES = ("local", "slurm")
+
+
+@functools.cache
+def _request_fields() -> frozenset[str]:
+    """The arguments that make up the Slurm request (``time`` is sbatch's name for time_limit)."""
+    from engine.slurm.request import AllocationRequest
+
+    return frozenset({f.name for f in fields(AllocationRequest)} - {"time_limit"} | {"time"})
+
 _DURATION = Duration()
 
 
@@ -57,9 +67,9 @@ def _describe(args: dict[str, Any]) -> str:
 @action(
     "slurm_allocate",
     {
-        vol.Optional("scheduler"): OneOf(sorted(SCHEDULERS)),
-        vol.Optional("nodes"): vol.Any(None, _POSITIVE),
-        vol.Optional("gpus_per_node"): vol.Any(None, vol.All(int, vol.Range(min=0))),
+        vol.Optional("scheduler"): OneOf(sorted(SCHEDULER_NAMES)),
+        vol.Optional("nodes"): Nullable(IntRange(1, 65536, "a number of nodes")),  # the largest machines have ~10k
+        vol.Optional("gpus_per_node"): Nullable(IntRange(0, 256, "a number of GPUs per node")),
         vol.Optional("partition"): vol.Any(None, str),
         vol.Optional("account"): vol.Any(None, str),
         vol.Optional("qos"): vol.Any(None, str),
@@ -88,18 +98,21 @@ def _describe(args: dict[str, Any]) -> str:
 def slurm_allocate(ctx: ActionContext, args: dict[str, Any]) -> Result:
     """Allocate nodes (Slurm, or the local scheduler) and add them to inventory groups by
     ``layout``; the allocation is released at the end of the run."""
+    from engine.schedulers import SCHEDULERS, Hooks
+
     gateway = str(args.get("gateway") or getattr(ctx.transport, "host", None) or ctx.host)
     spec = allocation_spec(args, gateway=gateway)
     scheduler = SCHEDULERS[str(args.get("scheduler", "slurm"))]
     if ctx.check_mode:
         allocation = scheduler.placeholder(spec)
+        release = scheduler.release_command(allocation.job_id) if allocation.owned else None
+        if release is not None and ctx.push_teardown is not None:
+            ctx.push_teardown(release_allocation(gateway, release).to_dict())  # what the plan shows
     else:
-        release: dict[str, Any] = {}
 
         def on_submitted(cmd: str) -> None:
-            release.update(kind="command", host=gateway, cmd=cmd, tier=3, label=f"release the allocation ({cmd})")
             if ctx.push_teardown is not None:
-                ctx.push_teardown(dict(release))
+                ctx.push_teardown(release_allocation(gateway, cmd).to_dict())
 
         hooks = Hooks(
             progress=lambda msg: ctx.reporter.progress(ctx.host, msg) if ctx.reporter else None,
@@ -122,8 +135,12 @@ def slurm_allocate(ctx: ActionContext, args: dict[str, Any]) -> Result:
 
 
 def allocation_spec(args: dict[str, Any], *, gateway: str) -> AllocationSpec:
+    from engine.schedulers import AllocationSpec, Layout
+    from engine.schedulers.base import ADOPT_ENV
+    from engine.slurm.request import AllocationRequest
+
     layout = Layout.from_vars(args.get("layout"))
-    request_vars = {k: args[k] for k in _REQUEST_FIELDS if k in args and args[k] is not None}
+    request_vars = {k: args[k] for k in _request_fields() if k in args and args[k] is not None}
     request_vars.setdefault("nodes", max(1, layout.nodes_needed))
     if request_vars["nodes"] < layout.nodes_needed:
         raise ValidationError(

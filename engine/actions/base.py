@@ -102,6 +102,9 @@ class Action:
     plans: bool = False
     #: Cross-field rules (:class:`engine.load.types.Rule`), checked after the fields.
     rules: tuple[Any, ...] = ()
+    #: What running it registers on the teardown stack, from its rendered args and the
+    #: host it runs on (:mod:`engine.undo`): the run pushes it, the dry-run's plan shows it.
+    teardown: Callable[[Mapping[str, Any], str], Any] | None = None
 
     @property
     def full_schema(self) -> Any:
@@ -127,6 +130,7 @@ def action(
     describe: Callable[[dict[str, Any]], str] | None = None,
     plans: bool = False,
     rules: tuple[Any, ...] = (),
+    teardown: Callable[[Mapping[str, Any], str], Any] | None = None,
 ) -> Callable[[Callable[[ActionContext, dict[str, Any]], Result]], Callable[[ActionContext, dict[str, Any]], Result]]:
     """Register an action; its docstring is what ``smlplay actions`` shows."""
 
@@ -141,6 +145,7 @@ def action(
             describe=describe,
             plans=plans,
             rules=rules,
+            teardown=teardown,
         )
         return fn
 

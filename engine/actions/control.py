@@ -9,7 +9,7 @@ import voluptuous as vol
 from engine.actions.base import ActionContext, Result, action
 from engine.errors import TemplateError
 from engine.load.schema import VarsMap
-from engine.load.types import NonEmptyStr
+from engine.load.types import NonEmptyStr, StrOrList
 
 
 @action("set_fact", VarsMap.schema, read_only=True, describe=lambda a: ", ".join(f"{k}={v!r}" for k, v in a.items()))
@@ -40,7 +40,7 @@ def debug(ctx: ActionContext, args: dict[str, Any]) -> Result:
 @action(
     "assert",
     {
-        vol.Required("that"): vol.Any(NonEmptyStr(), vol.All([NonEmptyStr()], vol.Length(min=1, msg="expected a non-empty list of conditions"))),
+        vol.Required("that"): StrOrList("a condition or a non-empty list of conditions"),
         vol.Optional("fail_msg"): str,
         vol.Optional("msg"): str,
         vol.Optional("success_msg"): str,

@@ -11,7 +11,11 @@ import voluptuous as vol
 from engine.actions.base import ActionContext, Result, action
 from engine.load.types import AtLeastOne, NonEmptyStr, OneOf
 
-Mode = vol.Any(vol.All(int, vol.Range(min=0, max=0o7777)), vol.Match(r"^0?[0-7]{3,4}$", msg="expected an octal mode like '0644'"))
+Mode = vol.Any(
+    vol.All(int, vol.Range(min=0, max=0o7777)),
+    vol.Match(r"^(0o?)?[0-7]{3,4}$"),  # 0644, 644, 0o644 (int(x, 8) reads each)
+    msg="expected a file mode: an octal string like '0644' or a number 0-4095 (0o7777)",
+)
 
 
 def _mode(value: Any) -> int | None:

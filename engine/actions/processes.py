@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -9,6 +10,7 @@ import voluptuous as vol
 from engine.actions.base import ActionContext, Result, action
 from engine.load.types import Duration, NonEmptyStr, Port
 from engine.transport.base import BackgroundSpec
+from engine.undo import StopProcess
 from engine.units import parse_duration
 
 NAME = vol.Match(r"^[A-Za-z0-9_.@:-]+$", msg="a process name uses letters, digits and _ . @ : -")
@@ -18,6 +20,11 @@ def _describe_process(args: dict[str, Any]) -> str:
     flags = ["critical" if args.get("critical", True) else "not critical", f"tier {args.get('tier', 1)}"]
     env = " ".join(f"{k}={v}" for k, v in sorted((args.get("env") or {}).items()))
     return f"start '{args['name']}' ({', '.join(flags)}): {env + ' ' if env else ''}{args['cmd']}"
+
+
+def _stop_entry(args: Mapping[str, Any], host: str) -> StopProcess:
+    """What starting it registers: stop it at the end of the run, in its tier."""
+    return StopProcess(host=host, name=str(args["name"]), tier=int(args.get("tier", 1)), grace=parse_duration(args.get("grace", 10), what="grace"))
 
 
 @action(
@@ -35,6 +42,7 @@ def _describe_process(args: dict[str, Any]) -> str:
         vol.Optional("container"): bool,
     },
     describe=_describe_process,
+    teardown=_stop_entry,
 )
 def process(ctx: ActionContext, args: dict[str, Any]) -> Result:
     """Start a long-running background process (a server, a sidecar, a Slurm step).
@@ -63,16 +71,7 @@ def process(ctx: ActionContext, args: dict[str, Any]) -> Result:
     record = ctx.host_transport(args.get("container", True)).start(spec, critical=critical, tier=tier)
     ctx.processes.add(record)
     if ctx.push_teardown is not None:
-        ctx.push_teardown(
-            {
-                "kind": "process",
-                "host": ctx.host,
-                "name": name,
-                "tier": tier,
-                "grace": parse_duration(args.get("grace", 10), what="grace"),
-                "label": f"stop {record.label}",
-            }
-        )
+        ctx.push_teardown(_stop_entry(args, record.host).to_dict())
     return {"changed": True, "process": record.to_dict(), "log": log, "name": name, **dict(record.handle)}
 
 

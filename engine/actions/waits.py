@@ -10,7 +10,6 @@ from typing import Any
 
 import voluptuous as vol
 
-from engine import httpclient
 from engine.actions.base import ActionContext, Result, action
 from engine.load.types import AtLeastOne, Duration, IntRange, NonEmptyStr, OneOf, Port, Regex
 from engine.units import parse_duration
@@ -130,6 +129,8 @@ def http(ctx: ActionContext, args: dict[str, Any]) -> Result:
     wanted = args.get("status_code", 200)
     wanted_list = wanted if isinstance(wanted, list) else [wanted]
     start = time.monotonic()
+    from engine import httpclient  # http.client and email: only when a task asks
+
     try:
         resp = httpclient.request(ctx.transport, args["url"], method=args.get("method", "POST" if data else "GET"), body=data, headers=headers, timeout=timeout)
     except Exception as exc:

@@ -30,7 +30,7 @@ from typing import Any
 from engine.errors import ValidationError
 from engine.events import EventSink, NullSink
 from engine.executor.context import RunOptions
-from engine.executor.run import load, render_plan
+from engine.executor.run import load, render
 from engine.executor.runner import Runner
 from engine.runs import RunRecord, runs_dir
 from engine.schedulers.base import ADOPT_ENV
@@ -55,7 +55,8 @@ def submit(
     from engine.actions.allocate import allocation_spec
 
     playbook, inventory, loader = load(playbook_path, inventory_path)
-    plan = render_plan(playbook, inventory_path, options, loader)
+    rendered = render(playbook, inventory_path, options, loader)
+    plan = rendered.plays
     step = next(
         (s for play in plan for s in play["steps"] if s["action"] == "slurm_allocate" and (s.get("args") or {}).get("scheduler", "slurm") == "slurm"),
         None,
@@ -69,7 +70,7 @@ def submit(
     args = {k: v for k, v in step["args"].items() if k not in ("job_id",)}
     spec = allocation_spec(args, gateway=gateway)
     record = RunRecord.create(Path(playbook_path), argv=argv)
-    record.write_plan({"playbook": str(playbook_path), "plays": plan})
+    record.write_plan({"playbook": str(playbook_path), **rendered.to_dict()})
     runner = Runner(playbook, inventory, options, loader=loader, sink=NullSink(), run_dir=record.path, run_id=record.id)
     try:
         transport = runner.transports.get(gateway)

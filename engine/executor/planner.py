@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import actions
+from engine import actions, undo
 from engine.actions.base import Result
 from engine.errors import ValidationError
 from engine.executor.inherited import Inherited
@@ -17,7 +17,7 @@ from engine.executor.results import _describe_args, _plain
 from engine.health import HealthSpec
 from engine.load.yaml import position_of
 from engine.model import Task
-from engine.slurm.srun import ContainerFlags
+from engine.secrets import NO_LOG_TEXT, censor_args
 from engine.template import Unknown, UnknownValue
 from engine.vars import VarScope
 
@@ -64,7 +64,6 @@ class PlannerMixin(KeywordsMixin):
                 except UnknownValue as exc:
                     body = f"(rendered at run time: it depends on {exc.unknown})"
                 detail += f"\n--- {path.name} ---\n" + body
-        conditions = [str(w) for w, _ in inherited.when] + [str(w) for w in task.when]
         step = PlanStep(
             play=self._play.name if self._play else "",
             host=host,
@@ -73,16 +72,51 @@ class PlannerMixin(KeywordsMixin):
             detail=str(detail),
             pos=f"{task.pos.file}:{task.pos.line}",
             args=_plain(args),
-            health=HealthSpec.from_rendered(health).describe() if health else [],
+            health=HealthSpec.from_rendered(health, source=task.health, context=task.where()).describe() if health else [],
             notify=list(task.notify),
-            condition=" and ".join(conditions) or None,
+            condition=self._condition(task, inherited),
             item=_plain(item),
             label=_plain(self._item_label(task, scope, item)) if task.loop_control.label is not None else None,
             delegate_to=target if target != host else None,
             via=self._via(target),
         )
+        if task.no_log or inherited.no_log:  # a no_log task's arguments (and files) are not shown
+            step.detail, step.args = NO_LOG_TEXT, censor_args(step.args)
         self._record_step(step)
+        if act.teardown is not None and isinstance(args, Mapping):
+            try:
+                entry = act.teardown(args, target)
+            except (KeyError, TypeError, ValueError, ValidationError, UnknownValue):
+                entry = None  # its args depend on the run: the step above says so
+            if entry is not None:
+                self._plan_teardown(entry.to_dict(), task, host, inherited)
         return {"changed": bool(task.notify), "skipped": False}
+
+    @staticmethod
+    def _condition(task: Task, inherited: Inherited) -> str | None:
+        return " and ".join([str(w) for w, _ in inherited.when] + [str(w) for w in task.when]) or None
+
+    def _teardown_pusher(self, task: Task, host: str, inherited: Inherited) -> Callable[[dict[str, Any]], None]:
+        """What an action's ``ctx.push_teardown`` is: the run's stack, or in a dry-run the
+        same stack with what the plan's TEARDOWN section shows about the entry."""
+        if not self.options.dry_run:
+            return self.teardown.push
+        return lambda entry: self._plan_teardown(entry, task, host, inherited)
+
+    def _plan_teardown(self, entry: dict[str, Any], task: Task, host: str, inherited: Inherited) -> None:
+        typed = undo.from_dict(entry)
+        how = typed.how({k: str(v) for k, v in self._connection_vars(typed.host).items()})
+        condition = self._condition(task, inherited)
+        self.teardown.push(
+            {
+                **entry,
+                "how": how,
+                "task": self._title(task, host, inherited),
+                "play": self._play.name if self._play else "",
+                "pos": f"{task.pos.file}:{task.pos.line}",
+                **({"condition": condition} if condition else {}),
+            }
+        )
 
     def _book_ports(self, action: str, args: Mapping[str, Any], host: str, task: Task) -> None:
         name = str(args.get("name"))
@@ -99,8 +133,20 @@ class PlannerMixin(KeywordsMixin):
     def _via(self, host: str) -> str | None:
         """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""
         cv = self._connection_vars(host)
+        # the same text for every step of a host while its connection variables are equal
+        cache: dict[str, tuple[Mapping[str, Any], str | None]] = self.__dict__.setdefault("_via_cache", {})
+        hit = cache.get(host)
+        if hit is not None and hit[0] == cv:
+            return hit[1]
+        text = self._describe_via(host, cv)
+        cache[host] = (cv, text)
+        return text
+
+    def _describe_via(self, host: str, cv: Mapping[str, Any]) -> str | None:
         kind = cv.get("connection", "local")
         if kind == "srun":
+            from engine.slurm.srun import ContainerFlags  # the Slurm package: srun hosts only
+
             try:
                 runtime = ContainerFlags.from_vars(cv.get("container")).runtime
             except ValidationError:
@@ -117,16 +163,23 @@ class PlannerMixin(KeywordsMixin):
     def _find_file(self, task: Task, kind: str, name: str) -> Path:
         from engine.actions.base import find_file
 
+        role_path = task.role.role.path if task.role else None
+        cache: dict[tuple[str, str, Path | None], Path] = self.__dict__.setdefault("_found_files", {})
+        key = (kind, name, role_path)
+        if key in cache:  # a template rendered for 1,000 hosts is looked up once
+            return cache[key]
         try:
-            return find_file(kind, name, role_path=task.role.role.path if task.role else None, playbook_dir=self.playbook.basedir)
+            found = cache[key] = find_file(kind, name, role_path=role_path, playbook_dir=self.playbook.basedir)
+            return found
         except ValidationError as exc:
             exc.pos = position_of(task.args.get("src")) if isinstance(task.args, Mapping) else task.pos
             raise exc.with_context(task.where()) from None
 
     def _record_step(self, step: PlanStep) -> None:
+        record = step.to_dict()
         if self.plan:
-            self.plan[-1]["steps"].append(step.to_dict())
-        self.sink.emit("plan_step", **step.to_dict())
+            self.plan[-1]["steps"].append(record)
+        self.sink.emit("plan_step", **record)
 
 class _NoTransport:
     """The transport a planning action gets in a dry-run: using it is a bug."""

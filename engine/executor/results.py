@@ -8,6 +8,7 @@ from typing import Any
 from engine.actions.base import Result
 from engine.errors import ValidationError
 from engine.filters import plain as _plain
+from engine.frozen import Known
 from engine.template import Unknown
 
 RESULT_KEYS_HIDDEN_BY_NO_LOG = ("stdout", "stderr", "stdout_lines", "stderr_lines", "msg", "cmd", "json", "content")
@@ -21,6 +22,8 @@ def has_unknown(value: Any) -> bool:
         v = stack.pop()
         if isinstance(v, Unknown):
             return True
+        if isinstance(v, Known):  # shared read-only values (a group's placement) hold none
+            continue
         if isinstance(v, Mapping):
             stack.extend(v.values())
         elif isinstance(v, list | tuple):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine import secrets
 from engine.errors import Interrupted, SmlplayError
 from engine.events import EventSink, Fanout, NullSink
 from engine.executor.context import RunControl, RunOptions
@@ -33,6 +34,7 @@ from engine.executor.teardown import TeardownStack
 from engine.inventory import Inventory
 from engine.load.loader import Loader
 from engine.model import Playbook
+from engine.plan import RenderedPlan
 from engine.runs import RunRecord, runs_dir
 from engine.transport.base import ProcessRecord
 from engine.transport.pool import TransportPool
@@ -42,6 +44,12 @@ SECOND_SIGNAL_WINDOW = 3.0
 
 class TeardownAborted(BaseException):
     pass
+
+
+class RunDirectoryError(SmlplayError):
+    """The run record cannot be written (read-only, full, not a directory): exit 2."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,22 @@ def render_plan(
     sink: EventSink | None = None,
 ) -> list[dict[str, Any]]:
     """Render every task for every host without executing anything (dry-run)."""
+    return render(playbook, inventory_path, options, loader, sink=sink).plays
+
+
+@secrets.masks_result  # every dry-run format, its TEARDOWN section and plan.json show ********
+def render(
+    playbook: Playbook,
+    inventory_path: str | Path | None,
+    options: RunOptions,
+    loader: Loader,
+    *,
+    sink: EventSink | None = None,
+) -> RenderedPlan:
+    """The dry-run's plan: every step, and what the run would register to undo. Masked:
+    every dry-run format and plan.json show ******** for a secret."""
     inventory = Inventory.from_file(inventory_path) if inventory_path else Inventory.implicit()
+    secrets.collect_static(playbook, inventory, options.extra_vars)
     runner = Runner(
         playbook,
         inventory,
@@ -84,14 +107,53 @@ def render_plan(
     for host, error in runner.plan_failures:
         if runner.hosts[host].failed:
             raise error  # a check that fails whatever happens at run time (assert, fail)
-    return runner.plan
+    return RenderedPlan(secrets.mask(runner.plan), secrets.mask(runner.teardown.entries()), keep_running=options.keep_running)
+
+
+class _Interrupter:
+    """Kills the foreground commands in flight when the run stops (a signal, a critical
+    death) -- and again every 0.3 s until the executor reaches its next task boundary: a
+    command that was being launched at that moment (an srun step starting a benchmark)
+    would otherwise slip through and run to its end. An :class:`EventSink`: the boundary
+    is the next task result, handler or teardown, each emitted before its commands start
+    (a task that was starting when the stop came still runs: it is interrupted too)."""
+
+    BOUNDARY = frozenset({"task_result", "teardown_start", "recap"})
+
+    def __init__(self, pool: TransportPool) -> None:
+        self.pool = pool
+        self._lock = threading.Lock()
+        self._boundary = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def fire(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._boundary.clear()
+            self._thread = threading.Thread(target=self._loop, name="smlplay-interrupter", daemon=True)
+        self.pool.interrupt()
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._boundary.wait(0.3):
+            with self._lock:  # emit() waits for an interrupt under way: none after a boundary
+                if self._boundary.is_set():
+                    return
+                self.pool.interrupt()
+
+    def emit(self, kind: str, **data: Any) -> None:
+        boundary = kind in self.BOUNDARY or (kind == "task_start" and data.get("handler"))
+        if boundary and not self._boundary.is_set():
+            with self._lock:
+                self._boundary.set()
 
 
 class _SignalHandler:
     """SIGINT/SIGTERM: the first stops the run and starts teardown; a second one within
     :data:`SECOND_SIGNAL_WINDOW` seconds, during teardown, aborts it."""
 
-    def __init__(self, control: RunControl, pool: TransportPool, sink: EventSink) -> None:
+    def __init__(self, control: RunControl, pool: _Interrupter, sink: EventSink) -> None:
         self.control = control
         self.pool = pool
         self.sink = sink
@@ -106,7 +168,7 @@ class _SignalHandler:
             self.first = now
             self.control.request_stop(f"interrupted by {name}")
             self.sink.emit("interrupt", signal=name, message="stopping; teardown will run (press Ctrl-C again within 3 s to abort it)")
-            self.pool.interrupt()
+            self.pool.fire()
             return
         if self.tearing_down and now - self.first <= SECOND_SIGNAL_WINDOW:
             self.aborted = True
@@ -136,19 +198,29 @@ def execute(
     sink: EventSink,
     argv: list[str] | None = None,
 ) -> Outcome:
+    sink = secrets.masked_sink(sink)  # the console never shows a secret (the record masks its own)
     playbook, inventory, loader = load(playbook_path, inventory_path)
-    plan = render_plan(playbook, inventory_path, options, loader)  # raises on bad input
+    rendered = render(playbook, inventory_path, options, loader)  # raises on bad input
+    plan = rendered.plays
     if options.dry_run:
         return Outcome(True, 0, None, {}, plan)
 
-    if options.run_id:  # a detached run, now inside its job
-        record = RunRecord.open(options.run_id)
-        record.update(status="running", pid=os.getpid(), started=time.time(), host=os.uname().nodename)
-    else:
-        record = RunRecord.create(Path(playbook_path), argv=argv)
-    record.write_plan({"playbook": str(playbook_path), "plays": plan})
+    try:
+        if options.run_id:  # a detached run, now inside its job
+            record = RunRecord.open(options.run_id)
+            record.update(status="running", pid=os.getpid(), started=time.time(), host=os.uname().nodename)
+        else:
+            record = RunRecord.create(Path(playbook_path), argv=argv)
+        record.write_plan({"playbook": str(playbook_path), **rendered.to_dict()})
+    except OSError as exc:  # before anything started: a teardown could not be recorded
+        raise RunDirectoryError(
+            f"cannot write the run record in the run directory {runs_dir()}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else ""),
+            hint="nothing was started; point SMLPLAY_RUNS_DIR at a writable directory with free space",
+        ) from None
     control = RunControl()
-    sinks = Fanout(sink, _RecordSink(record))
+    record_sink = _RecordSink(record)
+    sinks = Fanout(sink, record_sink)
     runner: Runner | None = None
 
     def save_state() -> None:
@@ -172,7 +244,9 @@ def execute(
         control=control,
         on_state_change=save_state,
     )
-    handler = _SignalHandler(control, runner.transports, sinks)
+    interrupter = _Interrupter(runner.transports)
+    sinks.sinks.append(interrupter)
+    handler = _SignalHandler(control, interrupter, sinks)
     sinks.emit("run_start", run_id=record.id, run_dir=str(record.path), playbook=str(playbook_path))
     ok = False
     message: str | None = None
@@ -180,9 +254,16 @@ def execute(
     with _signals(handler):
         try:
             if not options.dry_run:
-                runner.processes.start_monitor()
+                runner.processes.on_lost = lambda lost: sinks.emit("warning", message=lost.warning())
+                # A death stops foreground commands in flight (a benchmark client would
+                # otherwise run to its end before the executor looks between tasks).
+                runner.processes.start_monitor(on_death=lambda _death: interrupter.fire())
             try:
                 ok = runner.run()
+                death = runner.processes.check() if not ok and message is None else None
+                if death is not None:  # the task it cut short failed first: say why
+                    message = death.message()
+                    sinks.emit("run_error", message=message)
                 if ok and options.hold:
                     sinks.emit("holding", message="serving until `smlplay down` (or a critical process dies)")
                     while not control.cancel.wait(1.0) and not runner.processes.failure.is_set():
@@ -218,7 +299,10 @@ def execute(
         finally:
             runner.transports.close()
     recap = {h: dict(s.stats) for h, s in sorted(runner.hosts.items())}
-    record.update(status=status, ended=time.time(), recap=recap)
+    if status == "interrupted" and message is None:
+        message = control.reason or "interrupted"
+    # what happened, in the record too (`smlplay status` and whoever reads state.json)
+    record.update(status=status, ended=time.time(), recap=recap, message=message or record_sink.first_failure)
     sinks.emit("recap", recap=recap, run_dir=str(record.path), status=status)
     exit_code = 0 if status in ("ok", "kept-running") else (130 if status == "interrupted" else 1)
     return Outcome(status in ("ok", "kept-running"), exit_code, record.path, recap, plan, message)
@@ -273,6 +357,8 @@ def _undo(entry: dict[str, Any], live: dict[tuple[str, str], ProcessRecord], tra
         was_running = transport.stop(record, grace=float(entry.get("grace", 10)))
         return "stopped" if was_running else "had already exited"
     if kind == "command":
+        if secrets.MASK in str(entry["cmd"]):  # replayed from state.json, where secrets are masked
+            raise SmlplayError(f"'{entry['cmd']}' on {entry['host']} holds a masked secret: run it by hand")
         transport = transports.get(entry["host"])
         result = transport.run(entry["cmd"], timeout=float(entry.get("timeout", 120)))
         if result.rc != 0:
@@ -295,6 +381,10 @@ def down(run: str, *, sink: EventSink, wait: float = 120.0) -> int:
         if not record.owner_alive():
             sink.emit("down_done", run_id=record.id, status=record.status)
             return 0
+    if not any(record.state.get(k) for k in ("teardown", "processes", "pending_handlers")):
+        # a second `down`, or a run that cleaned up after itself: say so, touch nothing
+        sink.emit("down_done", run_id=record.id, status=f"nothing to do (status {record.status}: nothing of it is recorded as running or pending)")
+        return 0
     hosts = record.state.get("hosts", {})
     transports = TransportPool(lambda h: hosts.get(h, {"connection": "local"}))
     live = [ProcessRecord.from_dict(p) for p in record.state.get("processes", [])]
@@ -343,10 +433,14 @@ class _RecordSink:
 
     def __init__(self, record: RunRecord) -> None:
         self.record = record
+        self.first_failure: str | None = None  # what state.json says when no error ended the run
 
     def emit(self, kind: str, **data: Any) -> None:
         if kind == "health_progress":
             return  # progress lines would flood the record; the result has the summary
+        if kind == "task_result" and data.get("status") in ("failed", "unreachable") and not data.get("ignored") and self.first_failure is None:
+            msg = (data.get("result") or {}).get("msg", data.get("status"))
+            self.first_failure = f"task '{data.get('task')}' on {data.get('host')}: {msg}"
         self.record.event(kind, **_plain(data))
 
 
@@ -355,4 +449,4 @@ def excepthook_guard() -> None:
     sys.excepthook = lambda *a: None  # pragma: no cover
 
 
-__all__ = ["Interrupted", "Outcome", "down", "execute", "load", "render_plan", "unwind"]
+__all__ = ["Interrupted", "Outcome", "down", "execute", "load", "render", "render_plan", "unwind"]

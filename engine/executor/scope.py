@@ -9,10 +9,12 @@ from typing import Any
 
 from engine.executor.inherited import Inherited
 from engine.executor.state import RunnerState
+from engine.frozen import FrozenList
 from engine.load.schema import validate
+from engine.load.types import is_template
 from engine.load.yaml import load_file, position_of
 from engine.model import Play, Task
-from engine.transport.pool import connection_vars
+from engine.transport.pool import connection_vars, is_connection_var
 from engine.vars import Layer, VarScope
 
 
@@ -37,12 +39,7 @@ class ScopeMixin(RunnerState):
         layers: list[Layer] = []
         role_scope = task.role if task is not None else None
         if role_scope is not None:
-            role = role_scope.role
-            spec_defaults = {n: s.default for n, s in role.argument_specs.items() if s.has_default}
-            if spec_defaults:
-                layers.append(Layer("role defaults", f"role '{role.name}' argument_specs", spec_defaults))
-            if role.defaults:
-                layers.append(Layer("role defaults", f"role '{role.name}' defaults", role.defaults))
+            layers.extend(_role_default_layers(role_scope.role))
         layers.extend(self.inventory.layers_for(host))
         layers.extend(self._play_layers)
         if role_scope is not None:
@@ -57,6 +54,15 @@ class ScopeMixin(RunnerState):
         layers.extend(self.options.extra_vars)
         return VarScope(layers, self.templar, magic=self._magic(host, role_scope))
 
+    def _shared_play_hosts(self) -> list[str]:
+        """The play's hosts as one read-only list for every scope (a copy per scope was
+        quadratic in hosts)."""
+        hosts = self._play_hosts
+        cached = self.__dict__.get("_play_hosts_shared")
+        if cached is None or cached[0] is not hosts or len(cached[1]) != len(hosts):
+            cached = self.__dict__["_play_hosts_shared"] = (hosts, FrozenList(hosts))
+        return cached[1]
+
     def _magic(self, host: str, role_scope: Any) -> dict[str, Any]:
         magic: dict[str, Any] = {
             "inventory_hostname": host,
@@ -64,8 +70,8 @@ class ScopeMixin(RunnerState):
             "groups": self.inventory.groups_dict(),
             "group_names": [g for g in self.inventory.host_groups(host) if g not in ("all",)] if host in self.inventory.hosts else [],
             "hostvars": HostVars(self),
-            "play_hosts": list(self._play_hosts),
-            "ansible_play_hosts": list(self._play_hosts),
+            "play_hosts": self._shared_play_hosts(),
+            "ansible_play_hosts": self._shared_play_hosts(),
             "run_dir": str(self.run_dir),
             "run_id": self.run_id,
             "check_mode": self.options.dry_run,
@@ -82,7 +88,49 @@ class ScopeMixin(RunnerState):
     def _connection_vars(self, host: str) -> Mapping[str, Any]:
         if host in self.options.local_hosts:
             return {"connection": "local"}
-        return connection_vars(self.scope_for(host, None, Inherited()))
+        # Every plan step asks how its host is reached: resolving the scope each time was a
+        # sixth of a 1024-node dry-run. Reuse the answer while what it reads is the same
+        # objects (the play's layers, the host's inventory vars and groups, its facts).
+        # Only connection facts count when no connection variable is a template (a register
+        # on every task would otherwise miss each time).
+        cache: dict[str, tuple[bool, list[Any], dict[str, Any]]] = self.__dict__.setdefault("_connection_cache", {})
+        hit = cache.get(host)
+        key = self._connection_key(host, all_facts=hit[0] if hit else True)
+        if hit is not None and len(hit[1]) == len(key) and all(a is b for a, b in zip(hit[1], key, strict=True)):
+            return dict(hit[2])
+        scope = self.scope_for(host, None, Inherited())
+        found = connection_vars(scope)
+        templated = any(is_template(raw) for raw in (scope.raw(k) for k in found))
+        cache[host] = (templated, self._connection_key(host, all_facts=templated), found)
+        return dict(found)
+
+    def _connection_key(self, host: str, *, all_facts: bool) -> list[Any]:
+        inv_host = self.inventory.hosts.get(host)
+        key: list[Any] = [self._play_layers, inv_host.vars if inv_host else None, len(inv_host.groups) if inv_host else -1]
+        for name, value in self._host(host).facts.items():
+            if all_facts or is_connection_var(name):
+                key.append(name)
+                key.append(value)
+        return key
+
+_ROLE_DEFAULTS: dict[int, tuple[Any, list[Layer]]] = {}
+
+
+def _role_default_layers(role: Any) -> list[Layer]:
+    """A role's default layers (argument_specs defaults, defaults/main), built once per
+    loaded role rather than once per host and task."""
+    hit = _ROLE_DEFAULTS.get(id(role))
+    if hit is not None and hit[0] is role:
+        return hit[1]
+    layers = []
+    spec_defaults = {n: s.default for n, s in role.argument_specs.items() if s.has_default}
+    if spec_defaults:
+        layers.append(Layer("role defaults", f"role '{role.name}' argument_specs", spec_defaults))
+    if role.defaults:
+        layers.append(Layer("role defaults", f"role '{role.name}' defaults", role.defaults))
+    _ROLE_DEFAULTS[id(role)] = (role, layers)
+    return layers
+
 
 class HostVars(Mapping[str, Any]):
     """``hostvars[h].x``: another host's variables at play level, rendered lazily."""

@@ -7,6 +7,7 @@ next task starts.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import weakref
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,13 +18,30 @@ from engine.executor.roleargs import check_role_arguments
 from engine.executor.task import TaskMixin
 from engine.load.yaml import position_of
 from engine.model import Play, Task
-from engine.vars import Layer
+from engine.vars import Layer, VarScope
 
 
 class StrategyMixin(TaskMixin):
     def run(self) -> bool:
         """Run every play; return True if no host failed. Teardown is the caller's job
         (:func:`engine.executor.run.execute`), so it also happens on exceptions."""
+        try:
+            return self._run_plays()
+        finally:
+            pool = self.__dict__.pop("_task_pool", None)
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    def _host_pool(self) -> cf.ThreadPoolExecutor:
+        """One pool of ``forks`` threads for the whole run: starting threads for every task
+        was a tenth of a 50-task run's engine time."""
+        pool: cf.ThreadPoolExecutor | None = self.__dict__.get("_task_pool")
+        if pool is None:
+            pool = self.__dict__["_task_pool"] = cf.ThreadPoolExecutor(max_workers=self.options.forks, thread_name_prefix="smlplay-task")
+            weakref.finalize(self, pool.shutdown, wait=False)  # a runner used without run()
+        return pool
+
+    def _run_plays(self) -> bool:
         ok = True
         for play in self.playbook.plays:
             if self.control.cancel.is_set():
@@ -35,14 +53,17 @@ class StrategyMixin(TaskMixin):
 
     def run_play(self, play: Play) -> bool:
         self._play = play
-        if self.options.dry_run and "{{" not in play.hosts:
+        self._play_layers = self._build_play_layers(play)
+        if "{{" in play.hosts or "{%" in play.hosts:  # `hosts: "{{ target }}"`: play and extra vars
+            scope = VarScope([*self._play_layers, *self.options.extra_vars], self.templar)
+            play = replace(play, hosts=str(self.templar.render(play.hosts, scope, pos=position_of(play.hosts) or play.pos)))
+        if self.options.dry_run:
             # groups an allocation adds exist by now (the dry-run adds placeholders), so a
             # name that matches nothing is a typo, not a group of the future
             self.inventory.check_pattern(play.hosts, pos=play.pos)
         hosts = self.inventory.select(play.hosts, limit=self.options.limit)
         hosts = [h for h in hosts if not self._host(h).failed and not self._host(h).unreachable]
         self._play_hosts = hosts
-        self._play_layers = self._build_play_layers(play)
         self.sink.emit("play_start", play=play.name, hosts=hosts, pos=str(play.pos))
         plan_play: dict[str, Any] = {"name": play.name, "hosts": list(hosts), "pattern": play.hosts, "steps": [], "handlers": []}
         self.plan.append(plan_play)
@@ -179,13 +200,17 @@ class StrategyMixin(TaskMixin):
             for host in targets:
                 results[host] = self._run_on_host(task, host, inherited, handler=handler)
         else:
-            with cf.ThreadPoolExecutor(max_workers=min(self.options.forks, len(targets)), thread_name_prefix="smlplay-task") as pool:
-                futures = {pool.submit(self._run_on_host, task, host, inherited, handler=handler): host for host in targets}
-                pending = set(futures)
+            pool = self._host_pool()
+            futures = {pool.submit(self._run_on_host, task, host, inherited, handler=handler): host for host in targets}
+            pending = set(futures)
+            try:
                 while pending:
                     done, pending = cf.wait(pending, timeout=0.2)
                     for fut in done:
                         results[futures[fut]] = fut.result()
+            except BaseException:
+                cf.wait(pending)  # the other hosts finish before the error goes up (as before)
+                raise
         if run_once and hosts[1:]:
             status, result = results[hosts[0]]
             for host in hosts[1:]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import actions
+from engine import actions, secrets
 from engine.actions.base import ActionContext, Result
 from engine.errors import HealthCheckError, SmlplayError, TemplateError, ValidationError
 from engine.executor.context import HostState
@@ -23,7 +23,7 @@ from engine.load.yaml import position_of
 from engine.model import Task
 from engine.template import Unknown, UnknownValue
 from engine.transport.base import ProcessRecord
-from engine.units import parse_duration
+from engine.units import parse_duration, rendered_duration
 from engine.vars import VarScope
 
 
@@ -54,7 +54,7 @@ class TaskMixin(HandlersMixin):
                     if r.get("failed") and not self._ignored(task, inherited):
                         break
                     if task.loop_control.pause:
-                        time.sleep(task.loop_control.pause)
+                        time.sleep(rendered_duration(self._render(task.loop_control.pause, iscope, task), what="loop_control.pause", pos=position_of(task.loop_control.pause) or task.pos, context=task.where()))
                 result = {
                     "results": item_results,
                     "changed": any(r.get("changed") for r in item_results),
@@ -103,6 +103,8 @@ class TaskMixin(HandlersMixin):
             if status == "changed":
                 state.stats["ok"] += 1
         no_log = task.no_log or (inherited.no_log if inherited else False)
+        if no_log:
+            secrets.remember_no_log(result)
         shown = _censor(result) if no_log else result
         self.sink.emit("task_result", task=task.display_name, host=host, status=status, ignored=ignored, result=_summary(shown), handler=handler, action=task.action)
         final = "ok" if ignored else status
@@ -111,6 +113,8 @@ class TaskMixin(HandlersMixin):
     def _run_item(self, task: Task, host: str, scope: VarScope, inherited: Inherited, item: Any) -> Result:
         assert task.action is not None
         act = actions.get(task.action)
+        if task.vars and (task.no_log or inherited.no_log):
+            secrets.remember_vars(scope, task.vars)
         args = self._render(task.args, scope, task)
         if not has_unknown(args):
             try:
@@ -132,6 +136,8 @@ class TaskMixin(HandlersMixin):
         if act.name in ("process", "stop") and isinstance(args, Mapping):
             self._book_ports(act.name, args, target, task)
         timeout = self._render(task.timeout, scope, task) if task.timeout is not None else None
+        if timeout is not None and not has_unknown(timeout):  # a dry-run checks it too
+            timeout = rendered_duration(timeout, what="timeout", pos=position_of(task.timeout) or task.pos, context=task.where())
         health = self._render(task.health, scope, task) if task.health else None
         runs_in_dry_run = task.check_mode is False and act.read_only and not self._placeholder(target)
         plan_only = self.options.dry_run and not runs_in_dry_run
@@ -160,7 +166,7 @@ class TaskMixin(HandlersMixin):
             check_mode=self.options.dry_run,
             facts=self._host(host).facts,
             add_host=lambda name, groups, hostvars: self.inventory.add_host(name, groups, hostvars),
-            push_teardown=self.teardown.push,
+            push_teardown=self._teardown_pusher(task, host, inherited),
             cancel_event=self.control.cancel,
             reporter=_Progress(self.sink, task.display_name),
         )
@@ -170,6 +176,8 @@ class TaskMixin(HandlersMixin):
             except UnknownValue:
                 return planned  # depends on what only the run knows: checked then
             except SmlplayError as exc:
+                if exc.pos is None:  # an assert's condition, rendered: the task as written
+                    exc.pos = task.pos
                 raise exc.with_context(task.where()) from None
             if result.get("failed"):
                 # Goes through rescue/ignore_errors like a real failure; render_plan turns a
@@ -185,7 +193,7 @@ class TaskMixin(HandlersMixin):
             except ValueError:
                 raise TemplateError(f"retries must be a non-negative integer, got {retries_raw!r}", pos=position_of(task.retries) or task.pos, context=task.where()) from None
         retries = retries_raw
-        delay = float(self._render(task.delay, scope, task) or 0)
+        delay = rendered_duration(self._render(task.delay, scope, task) or 0, what="delay", pos=position_of(task.delay) or task.pos, context=task.where())
         attempts = 0
         while True:
             attempts += 1
@@ -239,11 +247,11 @@ class TaskMixin(HandlersMixin):
 
             private_mkdir(ctx.log_path.parent)
             with open(ctx.log_path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(trace)
+                f.write(secrets.mask_text(trace))
             return {"failed": True, "msg": f"internal error in action '{act.name}': {type(exc).__name__}: {exc} (traceback in {ctx.log_path})"}
 
     def _health(self, task: Task, host: str, transport: Any, health: Mapping[str, Any], result: Result) -> Result:
-        spec = HealthSpec.from_rendered(health, default_timeout=self.options.health_timeout)
+        spec = HealthSpec.from_rendered(health, default_timeout=self.options.health_timeout, source=task.health, context=task.where())
         watched: ProcessRecord | None = None
         if spec.process:
             watched = self.processes.get(host, spec.process)
@@ -304,7 +312,7 @@ class TaskMixin(HandlersMixin):
             from engine.runs import private_opener
 
             with open(path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(text)
+                f.write(secrets.mask_text(text))
 
     def _check_interrupt(self) -> None:
         if self.control.cancel.is_set():

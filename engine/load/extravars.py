@@ -28,3 +28,9 @@ def check_file_vars(data: Any, path: str, raw: str) -> dict[str, Any]:
         )
     validate(EXTRA_VARS, data, what=f"-e {raw}")
     return data
+
+
+def check_inline_vars(data: dict[str, Any], raw: str) -> dict[str, Any]:
+    """The variables of ``-e k=v`` or ``-e '{"json": 1}'``: names checked like a file's."""
+    validate(EXTRA_VARS, data, what=f"-e {raw}")
+    return data

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine import secrets
 from engine.errors import Position, ValidationError
 from engine.load import schema as S
 from engine.load.fields import _as_strs, _as_tuple, _check_conditions
 from engine.load.paths import YAML_SUFFIXES, default_roles_path, find_yaml
+from engine.load.specs import ROLE_ENTRY
 from engine.load.tasks import TaskLoader
 from engine.load.yaml import YMap, load_file, position_of
 from engine.model import ArgumentSpec, Role, RoleRef, RoleScope, Task
@@ -23,6 +25,7 @@ class RoleLoader(TaskLoader):
         name = entry.get("role", entry.get("name"))
         if not isinstance(name, str):
             raise ValidationError(f"a role entry in {where} needs 'role: NAME'", pos=entry.pos)
+        S.validate(ROLE_ENTRY, entry, what=f"the entry of role '{name}'", context=where)
         _check_conditions(entry, where)
         params = YMap({k: v for k, v in entry.items() if k not in ("role", "name", "vars", "when", "tags")})
         params.pos, params.key_pos, params.value_pos = entry.pos, entry.key_pos, entry.value_pos
@@ -215,7 +218,10 @@ def _argument_specs(meta: Mapping[str, Any], role: str) -> tuple[dict[str, Argum
             description=" ".join(desc) if isinstance(desc, list) else str(desc),
             elements=spec.get("elements"),
             pos=options.position_of(name, value=False) if isinstance(options, YMap) else None,
+            secret=bool(spec.get("secret", False)),
         )
+        if specs[str(name)].secret:
+            secrets.mark_name(str(name))
     return specs, str(description)
 
 

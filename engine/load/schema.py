@@ -70,9 +70,26 @@ def _type_name(value: Any) -> str:
     return type(value).__name__.replace("YStr", "str")
 
 
+# Compiled schemas by the identity of their source (an action's schema is validated on every
+# task and host: compiling it each time was ~20% of a large dry-run). The source is kept, so
+# its id is not reused; a caller passing a fresh schema each time only refills the cache.
+_COMPILED: dict[int, tuple[Any, vol.Schema]] = {}
+
+
+def _compiled(schema: Any) -> vol.Schema:
+    hit = _COMPILED.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    if len(_COMPILED) >= 512:
+        _COMPILED.clear()
+    compiled = vol.Schema(schema)
+    _COMPILED[id(schema)] = (schema, compiled)
+    return compiled
+
+
 def validate(schema: Any, data: Any, *, what: str, context: str | None = None) -> Any:
     """Validate ``data``; on failure raise a :class:`ValidationError` at the offending field."""
-    compiled = schema if isinstance(schema, vol.Schema) else vol.Schema(schema)
+    compiled = schema if isinstance(schema, vol.Schema) else _compiled(schema)
     try:
         return compiled(data)
     except vol.MultipleInvalid as exc:
@@ -114,7 +131,7 @@ def _to_validation_error(
             f"unknown keyword '{keyword}' in {what}",
             pos=position_for(data, path, key=True),
             context=context,
-            hint=f"did you mean '{guess}'?" if guess else None,
+            hint=f"did you mean '{guess}'?" if guess else ANSIBLE_ONLY.get(str(keyword)),
         )
     if msg == "required key not provided" and path:
         return ValidationError(
@@ -255,6 +272,7 @@ def require_list(data: Any, *, what: str, pos: Position | None, context: str | N
 # --- the data schemas live in engine.load.specs; re-exported for the loader -------------
 
 from engine.load.specs import (  # noqa: E402  (after the machinery they do not need)
+    ANSIBLE_ONLY,
     ARG_SPEC,
     BAD_VAR_NAME,
     HEALTH,

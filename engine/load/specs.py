@@ -14,6 +14,8 @@ import voluptuous as vol
 
 from engine.load.types import (
     AtLeastOne,
+    Boolean,
+    Condition,
     Duration,
     IntRange,
     ListOf,
@@ -24,7 +26,9 @@ from engine.load.types import (
     OneOf,
     Port,
     Regex,
+    StrOrList,
     Templatable,
+    VarName,
     is_template,
 )
 
@@ -37,26 +41,26 @@ def TemplateStr(value: Any) -> str:
 
 
 Str = vol.All(str, vol.Length(min=1))
-StrList = vol.Any(Str, [Str])
-Expr = vol.Any(str, bool, [vol.Any(str, bool)])
+StrList = StrOrList("a name or a list of names", empty=True)
+Expr = Condition()
 Number = vol.Any(int, float)
 PosNumber = vol.All(Number, vol.Range(min=0))
-Bool = bool
+Bool = Boolean()
 DURATION = Templatable(Duration())
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: VarsMap's key error; to_validation_error recognises it to point at the key.
 BAD_VAR_NAME = "not a valid variable name"
 VarsMap = vol.Schema({vol.Match(IDENTIFIER, msg=BAD_VAR_NAME): object})
 VARS = MappingOf(VarsMap, "a mapping of variable names to values")
-EnvMap = vol.Schema({str: vol.Any(str, int, float, bool)})
+EnvMap = vol.Schema({str: vol.Any(str, int, float, bool, msg="expected a string, number or boolean")})
 ENVIRONMENT = MappingOf(EnvMap, "a mapping of environment variable names to values")
 
 LOOP_CONTROL = MappingOf(
     {
-        vol.Optional("loop_var"): vol.Match(IDENTIFIER, msg="expected a variable name"),
-        vol.Optional("index_var"): vol.Match(IDENTIFIER, msg="expected a variable name"),
+        vol.Optional("loop_var"): VarName(),
+        vol.Optional("index_var"): VarName(),
         vol.Optional("label"): object,
-        vol.Optional("pause"): Templatable(vol.All(Number, vol.Range(min=0))),
+        vol.Optional("pause"): DURATION,
     },
     "a mapping of loop_var, index_var, label and pause",
 )
@@ -103,23 +107,23 @@ HEALTH = vol.All(
 )
 
 TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
-    "name": Str,
+    "name": NonEmptyStr(),
     "when": Expr,
     "loop": vol.Any(list, str),
     "loop_control": LOOP_CONTROL,
-    "register": vol.Match(IDENTIFIER, msg="expected a variable name"),
+    "register": VarName(),
     "until": Expr,
-    "retries": vol.Any(vol.All(int, vol.Range(min=0)), TemplateStr),
+    "retries": Templatable(IntRange(0, None, "a whole number of retries")),
     "delay": DURATION,
     "changed_when": Expr,
     "failed_when": Expr,
-    "ignore_errors": vol.Any(Bool, TemplateStr),
+    "ignore_errors": Templatable(Bool),
     "notify": StrList,
     "tags": StrList,
     "vars": VARS,
     "environment": vol.Any(ENVIRONMENT, TemplateStr),
     "timeout": DURATION,
-    "run_once": vol.Any(Bool, TemplateStr),
+    "run_once": Templatable(Bool),
     "delegate_to": NonEmptyStr(),
     "no_log": Bool,
     "check_mode": Bool,
@@ -130,17 +134,33 @@ TASK_KEYWORD_SCHEMAS: dict[str, Any] = {
 #: A handler runs when notified by name, or by a topic it listens to: it needs one of them.
 HANDLER_RULE = AtLeastOne("name", "listen", hint="give the handler a 'name' (or 'listen: TOPIC') that tasks can notify")
 
+_NO_WITH = "smlplay has no with_* loops: write loop: [...] (a dict: loop: \"{{ d | dict2items }}\")"
+#: Ansible keywords smlplay does not have, with what to write instead (the hint of their
+#: "unknown keyword" error when no known keyword is close).
+ANSIBLE_ONLY: dict[str, str] = {
+    **{f"with_{k}": _NO_WITH for k in ("items", "list", "dict", "together", "nested", "fileglob", "sequence", "subelements", "indexed_items")},
+    "become": "smlplay does not switch users: tasks run as the user the transport logs in as (ssh_user)",
+    "become_user": "smlplay does not switch users: tasks run as the user the transport logs in as (ssh_user)",
+    "local_action": "write the action itself with delegate_to: localhost",
+    "async": "a long-running program is a `process` task (started in the background, stopped at teardown)",
+    "poll": "a long-running program is a `process` task (started in the background, stopped at teardown)",
+    "import_playbook": "smlplay runs one playbook file: put the plays in it",
+    "serial": "a play runs each task on all its hosts at once (no serial batches)",
+    "strategy": "smlplay has one strategy (linear)",
+}
+
 # --- roles -------------------------------------------------------------------------------
 
 ROLE_ARG_TYPES = ("str", "int", "float", "bool", "list", "dict", "path", "raw")
 ARG_SPEC = {
-    vol.Optional("type"): vol.In(ROLE_ARG_TYPES),
+    vol.Optional("type"): OneOf(ROLE_ARG_TYPES),
     vol.Optional("required"): Bool,
     vol.Optional("default"): object,
     vol.Optional("choices"): list,
     vol.Optional("description"): vol.Any(str, [str]),
-    vol.Optional("elements"): vol.In(ROLE_ARG_TYPES),
+    vol.Optional("elements"): OneOf(ROLE_ARG_TYPES),
     vol.Optional("options"): dict,
+    vol.Optional("secret"): Bool,  # its value is masked in every output (engine/secrets.py)
 }
 ROLE_META = {
     vol.Optional("dependencies"): ListOf(vol.Any(Str, dict), "a list of role names or {role: NAME, ...} entries"),
@@ -155,14 +175,23 @@ ROLE_META = {
     vol.Optional("description"): str,
 }
 
+#: ``roles: [{role: web, port: 80, vars: {...}, when: ..., tags: ...}]``: the other keys are
+#: the role's parameters (variables).
+ROLE_ENTRY = {
+    vol.Optional("vars"): VARS,
+    vol.Optional("when"): Expr,
+    vol.Optional("tags"): StrList,
+    vol.Match(IDENTIFIER, msg=BAD_VAR_NAME): object,
+}
+
 # --- plays -------------------------------------------------------------------------------
 
 TASK_LIST = ListOf(object, "a list of tasks")
 PLAY = {
-    vol.Required("hosts"): vol.Any(Str, ListOf(Str, "a host pattern or a list of them")),
-    vol.Optional("name"): Str,
+    vol.Required("hosts"): StrOrList("a host pattern or a non-empty list of them"),
+    vol.Optional("name"): NonEmptyStr(),
     vol.Optional("vars"): VARS,
-    vol.Optional("vars_files"): StrList,
+    vol.Optional("vars_files"): StrOrList("a vars file or a list of them", empty=True),
     vol.Optional("roles"): ListOf(vol.Any(Str, dict), "a list of role names or {role: NAME, ...} entries"),
     vol.Optional("pre_tasks"): TASK_LIST,
     vol.Optional("tasks"): TASK_LIST,
@@ -187,8 +216,11 @@ CONNECTION_VARS: dict[Any, Any] = {
     vol.Optional("ssh_key"): Templatable(NonEmptyStr()),
     vol.Optional("ssh_jump"): Nullable(str),
     vol.Optional("ssh_known_hosts"): vol.Any(str, [str]),
-    vol.Optional("ssh_strict_host_key_checking"): Templatable(bool),
-    vol.Optional("ssh_connect_timeout"): Templatable(vol.All(Number, vol.Range(min=0, min_included=False))),
+    vol.Optional("ssh_strict_host_key_checking"): Templatable(Bool),
+    # a plain number: the ssh transport reads it with float() (not a 30s-style duration)
+    vol.Optional("ssh_connect_timeout"): Templatable(
+        vol.All(Number, vol.Range(min=0, min_included=False), msg="expected a number of seconds (> 0)")
+    ),
     vol.Optional("ssh_retries"): Templatable(IntRange(0)),
     vol.Optional("ssh_max_shells"): Templatable(IntRange(1)),
     vol.Optional("srun_gateway"): Templatable(NonEmptyStr()),

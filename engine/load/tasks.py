@@ -18,7 +18,10 @@ from engine.load.fields import (
     _check_conditions,
     _control_args,
     _templatable_schema,
+    check_expressions,
+    positioned_args,
 )
+from engine.load.specs import ANSIBLE_ONLY, HANDLER_RULE
 from engine.load.yaml import YList, YMap, load_file, position_of
 from engine.model import (
     BLOCK_KEYWORDS,
@@ -73,6 +76,8 @@ class TaskLoader:
         if scope is not None:
             ctx += f" of role '{scope.name}'"
         keywords = HANDLER_KEYWORDS if handler else TASK_KEYWORDS
+        if handler:  # one nobody can notify would never run
+            S.validate(HANDLER_RULE, item, what="handler", context=ctx)
         if "block" in item:
             return self._block(item, basedir, scope, ctx, where)
         actions = [k for k in item if k in REGISTRY or k in CONTROL_ACTIONS]
@@ -85,7 +90,7 @@ class TaskLoader:
                 f"unknown {'action' if is_action_typo and not actions else 'keyword'} '{key}' in {kind}",
                 pos=item.position_of(key, value=False),
                 context=ctx,
-                hint=f"did you mean '{guess}'?" if guess else None,
+                hint=f"did you mean '{guess}'?" if guess else ANSIBLE_ONLY.get(str(key)),
             )
         if not actions:
             raise ValidationError(
@@ -108,7 +113,7 @@ class TaskLoader:
         args = item[name]
         if name in REGISTRY:
             act = REGISTRY[name]
-            args = act.normalise(args)
+            args = positioned_args(act.normalise(args), item, name)
             if isinstance(item.get("args"), dict):
                 merged = YMap(args if isinstance(args, dict) else {})
                 merged.update(item["args"])
@@ -120,7 +125,15 @@ class TaskLoader:
                 raise ValidationError(
                     f"arguments of '{name}' must be a mapping", pos=position_of(args) or item.position_of(name), context=ctx
                 )
-            S.validate(_templatable_schema(act.schema), args, what=f"'{name}' arguments", context=ctx)
+            schema = _templatable_schema(act.schema)
+            try:  # the fields, then the cross-field rules (copy needs src or content)
+                S.validate(vol.All(schema, *act.rules) if act.rules else schema, args, what=f"'{name}' arguments", context=ctx)
+            except ValidationError as exc:
+                if not getattr(exc, "path", None):  # a rule of the whole mapping: at the action
+                    exc.pos = item.position_of(name, value=False)
+                raise
+            if name == "assert":
+                check_expressions(args, "that", "assert.that", ctx, rendered_first=True)
         else:
             args = _control_args(name, args, item, ctx)
         loop_control = item.get("loop_control") or {}
@@ -135,7 +148,7 @@ class TaskLoader:
                 loop_var=str(loop_control.get("loop_var", "item")),
                 index_var=loop_control.get("index_var"),
                 label=loop_control.get("label"),
-                pause=float(loop_control.get("pause", 0)),
+                pause=loop_control.get("pause", 0),  # a duration, or a template rendered per run
             ),
             register=item.get("register"),
             until=item.get("until"),

@@ -58,7 +58,8 @@ class Duration(Type):
 
     expected = f"a duration: {DURATION_FORMS}"
     json_schema = {
-        "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)?)+\s*$"}],
+        # units in any case, as parse_duration lower-cases (JSON Schema patterns have no flags)
+        "anyOf": [{"type": "number", "minimum": 0, "maximum": 1e9}, {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*([mM][sS]|[sSmMhHdD])?)+\s*$"}],
         "description": f"a duration: {DURATION_FORMS}",
     }
 
@@ -79,7 +80,7 @@ class Port(Type):
     """A TCP port, 1-65535; a string of digits is read as the number (YAML ``"8080"``)."""
 
     expected = "a port number (1-65535)"
-    json_schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+    json_schema = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"type": "string", "pattern": r"^\s*\d{1,5}\s*$"}]}
 
     def __call__(self, value: Any) -> int:
         if isinstance(value, str) and value.strip().isdigit():
@@ -93,12 +94,81 @@ class NonEmptyStr(Type):
     """A string with something in it besides white space (a command, a name, a URL)."""
 
     expected = "a non-empty string"
-    json_schema = {"type": "string", "pattern": r"\S"}
+    json_schema = {"type": "string", "allOf": [{"pattern": r"\S"}, {"pattern": r"^[^\u0000]*$"}]}  # and no NUL
 
     def __call__(self, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise Invalid(f"expected {self.expected}")
+        if "\0" in value:  # no path, argv or URL can hold one: os calls raise ValueError
+            raise Invalid(f"expected {self.expected} without NUL characters")
         return value
+
+
+class VarName(Type):
+    """A variable name (``register:``, ``loop_var:``): letters, digits and ``_``."""
+
+    expected = "a variable name (letters, digits and '_', not starting with a digit)"
+    json_schema = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+
+    def __call__(self, value: Any) -> str:
+        import re
+
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise Invalid(f"expected {self.expected}")
+        return value
+
+
+class Boolean(Type):
+    """``true`` or ``false``; ``yes``/``no`` are strings in YAML 1.2, so say so."""
+
+    expected = "true or false"
+    json_schema = {"type": "boolean"}
+
+    def __call__(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        word = value.strip().lower() if isinstance(value, str) else None
+        hint = None
+        if word in ("yes", "no", "on", "off", "y", "n"):
+            hint = f"write {'true' if word in ('yes', 'on', 'y') else 'false'}: '{value}' is a string in YAML 1.2"
+        raise Invalid(f"expected {self.expected}", hint=hint)
+
+
+class Condition(Type):
+    """What ``when``/``until``/``failed_when`` take: a bare expression, a boolean, or a list."""
+
+    expected = "a condition (a bare expression like result.rc == 0, or true/false) or a list of them"
+    json_schema = {
+        "anyOf": [{"type": ["string", "boolean"]}, {"type": "array", "items": {"type": ["string", "boolean"]}}],
+        "description": expected,
+    }
+
+    def __call__(self, value: Any) -> Any:
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if not isinstance(item, str | bool):
+                raise Invalid(f"expected {self.expected}", [i] if isinstance(value, list) else None)
+        return value
+
+
+class StrOrList(Type):
+    """A non-empty string or a non-empty list of them (``assert``'s ``that``, ``hosts``)."""
+
+    def __init__(self, what: str, *, empty: bool = False) -> None:
+        self.expected, self.empty = what, empty
+        item = {"type": "string", "pattern": r"\S"}
+        self.json_schema = {"anyOf": [item, {"type": "array", "items": item, "minItems": 0 if empty else 1}], "description": what}
+
+    def __call__(self, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        if not items and not self.empty:
+            raise Invalid(f"expected {self.expected}, not an empty list")
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item.strip():
+                raise Invalid(f"expected {self.expected}", [i] if isinstance(value, list) else None)
+        return value
+
+    def __repr__(self) -> str:
+        return f"StrOrList({self.expected!r})"
 
 
 class OneOf(Type):

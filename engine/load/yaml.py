@@ -160,6 +160,8 @@ def load_file(path: str | Path, *, pos: Position | None = None) -> Any:
         raise ValidationError(f"file not found: {p}", pos=pos) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"cannot read {p}: {exc}", pos=pos) from None
+    except ValueError:  # a NUL character: no file can have that name
+        raise ValidationError(f"not a file name: {str(path)!r} (it contains a NUL character)", pos=pos) from None
     return loads(text, str(p))
 
 

@@ -91,3 +91,7 @@ class Scheduler(Protocol):
     def placeholder(self, spec: AllocationSpec) -> Allocation:
         """What a dry-run shows: the nodes as far as they can be known before running."""
         ...
+
+    def release_command(self, job_id: Any) -> str | None:
+        """The command (run on the gateway) that releases a job this run submitted."""
+        ...

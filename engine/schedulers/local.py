@@ -18,6 +18,9 @@ class LocalScheduler:
     def allocate(self, spec: AllocationSpec, gateway: Transport, hooks: Hooks) -> Allocation:
         return self.placeholder(spec)
 
+    def release_command(self, job_id: object) -> None:
+        return None  # virtual nodes: nothing to release
+
     def placeholder(self, spec: AllocationSpec) -> Allocation:
         count = max(spec.request.nodes, spec.layout.nodes_needed)
         nodes = tuple(

@@ -46,7 +46,7 @@ class SlurmScheduler:
             if spec.request.output is None:
                 options.append("--output=/dev/null")
             job_id = sbatch(run, options, wrap=HOLD_SCRIPT)
-            hooks.on_submitted(f"scancel {shlex.quote(job_id)}")
+            hooks.on_submitted(self.release_command(job_id))
             hooks.progress(f"submitted job {job_id} ({spec.request.nodes} node(s))")
         else:
             job_id = spec.job_id
@@ -86,6 +86,9 @@ class SlurmScheduler:
             for i, name in enumerate(info.nodes)
         )
         return Allocation("slurm", job_id, nodes, owned=owned, gpus_per_node=spec.request.gpus_per_node)
+
+    def release_command(self, job_id: object) -> str:
+        return f"scancel {shlex.quote(str(job_id))}"
 
     def placeholder(self, spec: AllocationSpec) -> Allocation:
         count = max(spec.request.nodes, spec.layout.nodes_needed)

@@ -39,6 +39,7 @@ __all__ = [
     "salloc",
     "sbatch",
     "scancel",
+    "scancel_argv",
     "show_hostnames",
     "show_job",
     "squeue",
@@ -315,26 +316,32 @@ def scancel(
     ``missing_ok`` turns "job not found" into a no-op (teardown of something that ended).
     """
     target = _check_job_id(job_id)
-    argv = ["scancel", "--batch"] if batch else ["scancel"]
-    if signal is not None:
-        sig = str(signal).upper()
-        if not _SIGNAL.match(sig):
-            raise ValidationError(f"invalid signal {signal!r}: use a name like TERM or a number")
-        argv.append(f"--signal={sig}")
-    if step is not None:
-        step_s = str(step)
-        if not _STEP_ID.match(step_s):
-            raise ValidationError(f"invalid step id {step!r}: expected a number")
-        target = f"{target}.{step_s}"
-        if signal is not None:
-            argv.append("--ctld")
-    argv.append(target)
+    if signal is not None and not _SIGNAL.match(str(signal).upper()):
+        raise ValidationError(f"invalid signal {signal!r}: use a name like TERM or a number")
+    if step is not None and not _STEP_ID.match(str(step)):
+        raise ValidationError(f"invalid step id {step!r}: expected a number")
+    argv = scancel_argv(target, step=step, signal=signal, batch=batch)
+    target = argv[-1]
     result = run(argv)
     if result.rc != 0:
         err = command_error(argv, result, doing=f"cancel {target}")
         if missing_ok and err.kind is SlurmErrorKind.JOB_NOT_FOUND:
             return
         raise err
+
+
+def scancel_argv(job_id: str, *, step: str | int | None = None, signal: str | int | None = None, batch: bool = False) -> list[str]:
+    """The ``scancel`` argv of :func:`scancel`, unchecked: a dry-run's plan shows it with
+    placeholders (``<job id>``) for what only the run knows."""
+    argv = ["scancel", "--batch"] if batch else ["scancel"]
+    target = str(job_id)
+    if signal is not None:
+        argv.append(f"--signal={str(signal).upper()}")
+    if step is not None:
+        target = f"{target}.{step}"
+        if signal is not None:
+            argv.append("--ctld")
+    return [*argv, target]
 
 
 # --------------------------------------------------------------------------- helpers

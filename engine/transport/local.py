@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from engine.runs import private_opener
+from engine.runs import private_mkdir, private_opener
 from engine.transport.base import BackgroundSpec, CommandResult, Connection, ProcessRecord
 
 
@@ -79,7 +79,7 @@ class LocalTransport:
 
     def start(self, spec: BackgroundSpec, *, critical: bool = False, tier: int = 1) -> ProcessRecord:
         log = Path(spec.log)
-        log.parent.mkdir(parents=True, exist_ok=True)
+        private_mkdir(log.parent)  # the log may hold secrets: new directories 0700, the file 0600
         with open(log, "ab", opener=private_opener) as out:  # 0600: it may hold secrets
             proc = subprocess.Popen(
                 ["bash", "-c", spec.cmd],
@@ -135,7 +135,7 @@ class LocalTransport:
 
     def put(self, data: bytes, dest: str, *, mode: int | None = None) -> None:
         path = Path(dest)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_mkdir(path.parent)  # directories the engine creates are 0700 (a run record's are)
         tmp = path.with_name(f".{path.name}.smlplay-tmp")
         tmp.write_bytes(data)
         if mode is not None:

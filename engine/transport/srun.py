@@ -271,7 +271,8 @@ class SrunTransport:
         with self._lock:
             if directory in self._made_dirs:
                 return
-        result = self.run(f"mkdir -p {shlex.quote(directory)}", timeout=60)
+        # 0700: the process logs in it may hold secrets (Slurm creates the log file itself)
+        result = self.run(f"umask 077 && mkdir -p {shlex.quote(directory)}", timeout=60)
         if result.rc != 0:
             raise TransportError(f"cannot create {directory} on node {self.node}: {result.stderr.strip()[-300:]}")
         with self._lock:
@@ -281,7 +282,7 @@ class SrunTransport:
         tmp = f"{dest}.smlplay-tmp"
         chmod = f" && chmod {mode:o} {shlex.quote(tmp)}" if mode is not None else ""
         script = (
-            f"mkdir -p {shlex.quote(posixpath.dirname(dest) or '.')} && cat > {shlex.quote(tmp)}"
+            f"(umask 077 && mkdir -p -- {shlex.quote(posixpath.dirname(dest) or '.')}) && cat > {shlex.quote(tmp)}"
             f"{chmod} && mv -f {shlex.quote(tmp)} {shlex.quote(dest)}"
         )
         result = self.run(script, stdin=data, timeout=300)

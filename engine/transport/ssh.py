@@ -19,26 +19,26 @@ Host keys are checked strictly by default against ``~/.ssh/known_hosts``,
 ``/etc/ssh/ssh_known_hosts`` and ``ssh_known_hosts``; every connection failure becomes an
 :class:`~engine.errors.UnreachableError` that names the inventory host, the address and the
 cause. paramiko is imported lazily: ``smlplay --help`` and local-only runs never pay for it.
+
+A host's settings (``ssh_*`` variables, ``~/.ssh/config``) are :mod:`.ssh_hosts`; logging in
+(host keys, jump hosts, retries, errors) is :mod:`.ssh_connect`; this module is the transport.
 """
 
 from __future__ import annotations
 
-import getpass
 import io
 import logging
-import os
 import posixpath
 import secrets
 import shlex
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.errors import TransportError, UnreachableError, ValidationError
+from engine.transport import _paramiko
 from engine.transport._shell import (
     LOST_RC,
     Framed,
@@ -52,6 +52,8 @@ from engine.transport._shell import (
     shell_path,
 )
 from engine.transport.base import BackgroundSpec, CommandResult, Connection, ProcessRecord
+from engine.transport.ssh_connect import _connect_chain, _Retry
+from engine.transport.ssh_hosts import SshHostSpec
 
 if TYPE_CHECKING:
     import paramiko
@@ -62,9 +64,6 @@ log = logging.getLogger(__name__)
 # connection failures reach the user as TransportError/UnreachableError with the cause.
 logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
-DEFAULT_SSH_CONFIG = "~/.ssh/config"
-USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
-SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 # Whether a process group has a live (non-zombie) member. Zombies matter: where PID 1 does
 # not reap orphans, `kill -0` keeps succeeding for processes long dead.
@@ -74,389 +73,6 @@ _GROUP_ALIVE = """_alive() {
   ps -e -o pgid= -o stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ {f = 1} END {exit !f}'
 }
 """
-
-
-# --------------------------------------------------------------------------------------
-# Host data
-
-
-@dataclass(frozen=True)
-class SshEndpoint:
-    """One SSH server to log in to: the target itself or a jump host on the way."""
-
-    host: str
-    port: int = 22
-    user: str = ""
-    keys: tuple[str, ...] = ()
-
-    @property
-    def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def known_hosts_name(self) -> str:
-        """How OpenSSH (and paramiko) name this server in known_hosts."""
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
-
-    def __str__(self) -> str:
-        return f"{self.user}@{self.address}"
-
-
-@dataclass(frozen=True)
-class SshHostSpec:
-    """How to reach one inventory host over SSH, from its ``ssh_*`` variables.
-
-    Values not set in the inventory come from ``~/.ssh/config`` (HostName, Port, User,
-    IdentityFile, ProxyJump) and then from ssh's own defaults, so hosts users already reach
-    with ``ssh NAME`` need no variables at all.
-    """
-
-    name: str  # inventory hostname (what errors and records call it)
-    host: str
-    port: int = 22
-    user: str = ""
-    keys: tuple[str, ...] = ()  # private key files; empty: ~/.ssh/id_* and the agent
-    jump: tuple[SshEndpoint, ...] = ()  # ProxyJump chain, outermost first
-    known_hosts: tuple[str, ...] = ()  # extra known_hosts files, checked first
-    strict_host_key_checking: bool = True
-    connect_timeout: float = 10.0
-    retries: int = 2
-    max_shells: int = 8
-
-    @property
-    def endpoint(self) -> SshEndpoint:
-        return SshEndpoint(self.host, self.port, self.user, self.keys)
-
-    @classmethod
-    def from_vars(
-        cls,
-        inventory_hostname: str,
-        hostvars: Mapping[str, Any],
-        *,
-        ssh_config: str | None = DEFAULT_SSH_CONFIG,
-    ) -> SshHostSpec:
-        """Build from host variables:
-
-        - ``ssh_host`` (default: the inventory name, looked up in ``~/.ssh/config``)
-        - ``ssh_port`` (22), ``ssh_user`` (the current user), ``ssh_key`` (a private key file)
-        - ``ssh_jump``: jump host(s) ``user@host:port[,user@host:port]``, like ProxyJump,
-          outermost first; each is looked up in ``~/.ssh/config``; without a user there, the
-          local user (as ssh does); without a key there, ``ssh_key`` is tried too
-        - ``ssh_known_hosts``: an extra known_hosts file (or a list of them)
-        - ``ssh_strict_host_key_checking`` (true): false accepts unknown host keys with a
-          warning (changed keys are still refused), like ``StrictHostKeyChecking=accept-new``
-        - ``ssh_connect_timeout`` (10 s), ``ssh_retries`` (2), ``ssh_max_shells`` (8)
-        """
-        name = inventory_hostname
-        config = _load_ssh_config(ssh_config)
-        alias = str(hostvars.get("ssh_host") or name)
-        found = _config_lookup(config, alias)
-        host = str(found.get("hostname") or alias)
-        if hostvars.get("ssh_port") is not None:
-            port = _int_var(name, "ssh_port", hostvars["ssh_port"], minimum=1)
-        else:
-            port = _int_var(name, "Port in ssh config", found.get("port", 22), minimum=1)
-        user = str(hostvars.get("ssh_user") or found.get("user") or getpass.getuser())
-        if hostvars.get("ssh_key"):
-            keys: tuple[str, ...] = (os.path.expanduser(str(hostvars["ssh_key"])),)
-        else:
-            keys = tuple(os.path.expanduser(k) for k in found.get("identityfile", []))
-        jump_text = hostvars.get("ssh_jump") or found.get("proxyjump") or ""
-        jump: tuple[SshEndpoint, ...] = ()
-        if str(jump_text).strip().lower() not in ("", "none"):
-            jump = tuple(
-                _parse_endpoint(name, part, config=config, fallback_keys=keys)
-                for part in str(jump_text).split(",")
-                if part.strip()
-            )
-        extra = hostvars.get("ssh_known_hosts") or ()
-        if isinstance(extra, str):
-            extra = (extra,)
-        return cls(
-            name=name,
-            host=host,
-            port=port,
-            user=user,
-            keys=keys,
-            jump=jump,
-            known_hosts=tuple(os.path.expanduser(str(p)) for p in extra),
-            strict_host_key_checking=_bool_var(
-                name,
-                "ssh_strict_host_key_checking",
-                hostvars.get("ssh_strict_host_key_checking", True),
-            ),
-            connect_timeout=_float_var(
-                name, "ssh_connect_timeout", hostvars.get("ssh_connect_timeout", 10)
-            ),
-            retries=_int_var(name, "ssh_retries", hostvars.get("ssh_retries", 2), minimum=0),
-            max_shells=_int_var(
-                name, "ssh_max_shells", hostvars.get("ssh_max_shells", 8), minimum=1
-            ),
-        )
-
-
-def _load_ssh_config(path: str | None) -> paramiko.SSHConfig | None:
-    if not path:
-        return None
-    full = os.path.expanduser(path)
-    if not os.path.isfile(full):
-        return None
-    import paramiko
-
-    return paramiko.SSHConfig.from_path(full)
-
-
-def _config_lookup(config: paramiko.SSHConfig | None, alias: str) -> dict[str, Any]:
-    return dict(config.lookup(alias)) if config is not None else {}
-
-
-def _parse_endpoint(
-    name: str, text: str, *, config: paramiko.SSHConfig | None, fallback_keys: tuple[str, ...]
-) -> SshEndpoint:
-    """``[ssh://][user@]host[:port]`` (``[v6addr]:port`` too), resolved through ssh config."""
-    rest = text.strip().removeprefix("ssh://")
-    user = ""
-    if "@" in rest:
-        user, rest = rest.rsplit("@", 1)
-    port: Any = None
-    if rest.startswith("["):
-        alias, _, tail = rest[1:].partition("]")
-        if tail.startswith(":"):
-            port = tail[1:]
-    elif rest.count(":") == 1:
-        alias, port = rest.split(":")
-    else:
-        alias = rest
-    if not alias:
-        raise ValidationError(f"host {name}: ssh_jump entry {text!r} has no host name")
-    found = _config_lookup(config, alias)
-    keys = tuple(os.path.expanduser(k) for k in found.get("identityfile", [])) or fallback_keys
-    return SshEndpoint(
-        host=str(found.get("hostname") or alias),
-        port=_int_var(name, "ssh_jump port", port if port else found.get("port", 22), minimum=1),
-        user=user or str(found.get("user") or getpass.getuser()),
-        keys=keys,
-    )
-
-
-def _int_var(name: str, var: str, value: Any, *, minimum: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"host {name}: {var} must be an integer, got {value!r}") from None
-    if isinstance(value, bool) or number < minimum:
-        raise ValidationError(f"host {name}: {var} must be an integer >= {minimum}, got {value!r}")
-    return number
-
-
-def _float_var(name: str, var: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"host {name}: {var} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or number <= 0:
-        raise ValidationError(f"host {name}: {var} must be a positive number, got {value!r}")
-    return number
-
-
-def _bool_var(name: str, var: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1"):
-        return True
-    if text in ("false", "no", "0"):
-        return False
-    raise ValidationError(f"host {name}: {var} must be true or false, got {value!r}")
-
-
-# --------------------------------------------------------------------------------------
-# Connecting
-
-
-class _Retry(Exception):
-    """A connection failure worth another attempt (refused, timeout, reset)."""
-
-
-class _HostKeyPolicy:
-    """Decides about servers missing from known_hosts (mismatches never get here).
-
-    Strict: refuse, keeping the key so the error can show the exact known_hosts line.
-    Not strict: accept for this run and log a warning with the fingerprint.
-    """
-
-    def __init__(self, name: str, strict: bool) -> None:
-        self.name = name
-        self.strict = strict
-        self.unknown: paramiko.PKey | None = None
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        import paramiko
-
-        if self.strict:
-            self.unknown = key
-            raise paramiko.SSHException(f"host key for {hostname} is unknown")
-        log.warning(
-            "%s: accepting unknown host key %s %s for %s (ssh_strict_host_key_checking is false)",
-            self.name,
-            key.get_name(),
-            key.fingerprint,
-            hostname,
-        )
-        client.get_host_keys().add(hostname, key.get_name(), key)
-
-
-def _tcp_socket(host: str, port: int, timeout: float) -> socket.socket:
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def _open_hop(
-    spec: SshHostSpec,
-    hop: SshEndpoint,
-    sock: Any,
-    known_hosts: Sequence[str],
-) -> paramiko.SSHClient:
-    """Log in to one server over ``sock``; raise _Retry or UnreachableError."""
-    import paramiko
-
-    client = paramiko.SSHClient()
-    host_keys = client.get_host_keys()
-    for path in known_hosts:  # first file wins for a key type (paramiko's rule): extra first
-        if os.path.isfile(path):
-            try:
-                host_keys.load(path)
-            except (OSError, UnicodeDecodeError) as exc:
-                log.warning("%s: cannot read known_hosts file %s: %s", spec.name, path, exc)
-    policy = _HostKeyPolicy(spec.name, spec.strict_host_key_checking)
-    client.set_missing_host_key_policy(policy)
-    timeout = spec.connect_timeout
-    try:
-        client.connect(
-            hop.host,
-            port=hop.port,
-            username=hop.user,
-            key_filename=list(hop.keys) or None,
-            look_for_keys=not hop.keys,
-            allow_agent=True,
-            sock=sock,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-            channel_timeout=timeout,
-        )
-    except paramiko.BadHostKeyException as exc:
-        client.close()
-        files = " or ".join(known_hosts[:2])
-        raise _unreachable(
-            spec,
-            hop,
-            f"host key mismatch: the server offered {exc.key.get_name()} {exc.key.fingerprint}, "
-            f"known_hosts has {exc.expected_key.fingerprint}",
-            hint=f"if the host was reinstalled, remove the old key with "
-            f"`ssh-keygen -R '{hop.known_hosts_name}' -f FILE` ({files}) and add the new "
-            f"one; otherwise someone may be intercepting the connection",
-        ) from None
-    except paramiko.AuthenticationException as exc:
-        client.close()
-        tried = ", ".join(hop.keys) if hop.keys else "~/.ssh/id_* and the ssh agent"
-        raise _unreachable(
-            spec,
-            hop,
-            f"authentication failed for user {hop.user!r} ({exc})",
-            hint=f"tried keys: {tried}; set ssh_user/ssh_key for this host",
-        ) from None
-    except paramiko.SSHException as exc:
-        client.close()
-        if policy.unknown is not None:
-            key = policy.unknown
-            target = spec.known_hosts[0] if spec.known_hosts else USER_KNOWN_HOSTS
-            raise _unreachable(
-                spec,
-                hop,
-                f"host key is unknown ({key.get_name()} {key.fingerprint}) and "
-                "strict host key checking is on",
-                hint=f"check the fingerprint, then add this line to {target}: "
-                f"{hop.known_hosts_name} {key.get_name()} {key.get_base64()}  (or run "
-                f"`ssh-keyscan -p {hop.port} {hop.host} >> {target}`); "
-                "ssh_strict_host_key_checking: false accepts unknown keys",
-            ) from None
-        raise _Retry(f"SSH handshake failed: {exc}") from None
-    except (OSError, EOFError) as exc:
-        client.close()
-        raise _Retry(_describe_os_error(exc, timeout)) from None
-    return client
-
-
-def _describe_os_error(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"timed out after {timeout:g} s"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host name ({exc.strerror})"
-    if isinstance(exc, EOFError):
-        return "the server closed the connection"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
-def _unreachable(
-    spec: SshHostSpec, hop: SshEndpoint, reason: str, *, hint: str | None = None
-) -> UnreachableError:
-    where = f"{hop.user}@{hop.address}"
-    if hop != spec.endpoint:
-        where = f"jump host {where} (on the way to {spec.endpoint})"
-    elif spec.jump:
-        where += " via " + ", ".join(str(j) for j in spec.jump)
-    return UnreachableError(f"host {spec.name}: cannot connect to {where}: {reason}", hint=hint)
-
-
-def _connect_chain(spec: SshHostSpec) -> list[paramiko.SSHClient]:
-    """Open the jump hosts then the target; return the clients, target last."""
-    import paramiko
-
-    known_hosts = [*spec.known_hosts, os.path.expanduser(USER_KNOWN_HOSTS), SYSTEM_KNOWN_HOSTS]
-    clients: list[paramiko.SSHClient] = []
-    try:
-        for hop in (*spec.jump, spec.endpoint):
-            if not clients:
-                try:
-                    sock: Any = _tcp_socket(hop.host, hop.port, spec.connect_timeout)
-                except socket.gaierror as exc:
-                    raise _unreachable(spec, hop, _describe_os_error(exc, 0)) from None
-                except OSError as exc:
-                    reason = _describe_os_error(exc, spec.connect_timeout)
-                    raise _Retry(str(_unreachable(spec, hop, reason))) from None
-            else:
-                outer = clients[-1].get_transport()
-                assert outer is not None
-                try:
-                    sock = outer.open_channel(
-                        "direct-tcpip",
-                        (hop.host, hop.port),
-                        ("127.0.0.1", 0),
-                        timeout=spec.connect_timeout,
-                    )
-                except paramiko.ChannelException as exc:
-                    reason = f"the jump host could not open a connection to it: {exc.text}"
-                    raise _Retry(str(_unreachable(spec, hop, reason))) from None
-                except (paramiko.SSHException, OSError, EOFError) as exc:
-                    reason = f"the jump host could not open a connection to it: {exc}"
-                    raise _Retry(str(_unreachable(spec, hop, reason))) from None
-            try:
-                clients.append(_open_hop(spec, hop, sock, known_hosts))
-            except _Retry as exc:
-                raise _Retry(str(_unreachable(spec, hop, str(exc)))) from None
-    except BaseException:
-        for client in reversed(clients):
-            client.close()
-        raise
-    return clients
 
 
 # --------------------------------------------------------------------------------------
@@ -605,6 +221,7 @@ class SshTransport:
                     self._pool.notify_all()
                 return None
             except Exception as exc:
+                _paramiko.load()  # without invoke
                 import paramiko
 
                 with self._pool:
@@ -777,7 +394,7 @@ class SshTransport:
             log_path = posixpath.join(spec.cwd, log_path)
         quoted_log = shell_path(log_path)
         script = (
-            f'mkdir -p -- "$(dirname -- {quoted_log})" || exit 1\n'
+            f'(umask 077 && mkdir -p -- "$(dirname -- {quoted_log})" && : >>{quoted_log}) || exit 1\n'  # private log
             f"setsid nohup bash -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
             "echo $!"
         )
@@ -842,6 +459,7 @@ class SshTransport:
         t = self._transport()
         channel = self._sftp.get_channel() if self._sftp is not None else None
         if channel is None or channel.closed:
+            _paramiko.load()  # without invoke
             import paramiko
 
             try:
@@ -858,7 +476,7 @@ class SshTransport:
         path = remote_path(dest)
         parent = posixpath.dirname(path)
         if parent:
-            self._check(self.run(["mkdir", "-p", "--", parent], timeout=60), f"mkdir {parent}")
+            self._check(self.run(f"umask 077 && mkdir -p -- {shlex.quote(parent)}", timeout=60), f"mkdir {parent}")
         tmp = f"{path}.smlplay-{secrets.token_hex(4)}"
         with self._sftp_lock:
             sftp = self._sftp_client()
@@ -898,6 +516,7 @@ class SshTransport:
         local socket would); a server that forbids forwarding (``AllowTcpForwarding no``)
         raises :class:`TransportError`.
         """
+        _paramiko.load()  # without invoke
         import paramiko
 
         t = self._transport()

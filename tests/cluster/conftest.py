@@ -413,6 +413,39 @@ class Background:
             self.proc.communicate()
 
 
+def squeue_state(job_id: str) -> str:
+    """The job's state as plain ``squeue`` shows it ('' once it is no longer listed)."""
+    return subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
+def job_ended(job_id: str, wait: float = 15.0) -> bool:
+    """The job is gone or finished (waiting out COMPLETING while its steps wind down)."""
+    deadline = time.monotonic() + wait
+    while True:
+        state = squeue_state(job_id)
+        if state in ("", "COMPLETED", "CANCELLED") or time.monotonic() > deadline:
+            return state in ("", "COMPLETED", "CANCELLED")
+        time.sleep(0.2)
+
+
+def hold_nodes(cli: Cli, count: int) -> str:
+    """Submit a job (named after the test's marker) that holds ``count`` whole nodes, and
+    wait until it runs: later requests for more than the rest stay PENDING (Resources)."""
+    job = subprocess.run(
+        ["sbatch", "--parsable", f"--nodes={count}", "--exclusive", f"--job-name={cli.marker}-hold",
+         "--output=/dev/null", "--wrap", "exec sleep 300"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    cli.job_ids.add(job)
+    deadline = time.monotonic() + 30
+    while squeue_state(job) != "RUNNING":
+        assert time.monotonic() < deadline, f"holding job {job} did not start"
+        time.sleep(0.1)
+    return job
+
+
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())

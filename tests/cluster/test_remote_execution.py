@@ -28,7 +28,10 @@ from tests.cluster.conftest import (
     Cli,
     EngineRun,
     free_ports,
+    hold_nodes,
+    job_ended,
     processes,
+    squeue_state,
 )
 
 pytestmark = pytest.mark.cluster
@@ -39,12 +42,6 @@ TRICKY = "a b  'single' \"double\" $(echo pwned) ; echo injected `id` \\ 100% * 
 def _ok(run: EngineRun) -> None:
     assert run.rc == 0, str(run)
     assert "Traceback" not in run.output, str(run)
-
-
-def _squeue_job(job_id: str) -> str:
-    return subprocess.run(
-        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, check=False
-    ).stdout.strip()
 
 
 def _ancestry(pid: int) -> str:
@@ -60,16 +57,6 @@ def _ancestry(pid: int) -> str:
 def _servers(cli: Cli) -> list[Any]:
     """This test's http.server processes (and the srun clients that carry them)."""
     return [p for p in processes() if "http.server" in p.cmdline and cli.marker in p.cmdline]
-
-
-def _job_ended(job_id: str, wait: float = 15.0) -> bool:
-    """The job is gone or finished (waiting out COMPLETING while its steps wind down)."""
-    deadline = time.monotonic() + wait
-    while True:
-        state = _squeue_job(job_id)
-        if state in ("", "COMPLETED", "CANCELLED") or time.monotonic() > deadline:
-            return state in ("", "COMPLETED", "CANCELLED")
-        time.sleep(0.2)
 
 
 # ----------------------------------------------------------------------------- 1. ssh
@@ -226,7 +213,7 @@ def test_allocation_through_the_ssh_gateway(cli: Cli, count: int) -> None:
     assert [(e["label"], e["status"]) for e in release] == [
         (f"release the allocation (scancel {job})", "ok")
     ]
-    assert _job_ended(job)
+    assert job_ended(job)
 
 
 # ----------------------------------------------------------------------------- 3. foreground
@@ -278,7 +265,7 @@ def test_foreground_steps_on_chosen_nodes(cli: Cli) -> None:
     steps = run.results("steps left")["login"]["stdout"].splitlines()
     assert [s.split()[0] for s in steps if "Name=smlplay-shell" not in s] == [f"StepId={job}.batch"]
     assert len([s for s in steps if "Name=smlplay-shell" in s]) <= len(alloc_nodes)
-    assert _job_ended(job)
+    assert job_ended(job)
 
 
 # ----------------------------------------------------------------------------- 4. background
@@ -362,7 +349,7 @@ def test_a_dying_background_step_fails_the_run(cli: Cli) -> None:
     assert len(set(stopped)) == 2 and set(stopped) <= {"n1", "n2", "n3", "n4"}, out
     assert re.search(r"critical process 'fragile' on (n[1-4]) died", out).group(1) in stopped  # type: ignore[union-attr]
     assert "status: failed" in out
-    assert _job_ended(job)
+    assert job_ended(job)
 
 
 # ----------------------------------------------------------------------------- 6. unreachable
@@ -462,27 +449,13 @@ def test_rejected_allocation(cli: Cli, request_: dict[str, Any], cause: str, std
 # ----------------------------------------------------------------------------- 8. Ctrl-C
 
 
-def _hold_one_node(cli: Cli) -> str:
-    job = subprocess.run(
-        ["sbatch", "--parsable", "--nodes=1", "--exclusive", f"--job-name={cli.marker}-hold",
-         "--output=/dev/null", "--wrap", "exec sleep 300"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    cli.job_ids.add(job)
-    deadline = time.monotonic() + 30
-    while _squeue_job(job) != "RUNNING":
-        assert time.monotonic() < deadline, f"holding job {job} did not start"
-        time.sleep(0.1)
-    return job
-
-
 def test_ctrl_c_while_the_allocation_is_pending(cli: Cli) -> None:
-    holder = _hold_one_node(cli)
+    holder = hold_nodes(cli, 1)
     bg = cli.popen("allocate.yaml", extra_vars={"nodes": 4, "timeout": "120s"})
     try:
         event = bg.wait_for_event(lambda e: e["event"] == "health_progress" and "PENDING" in e["message"])
         (job,) = {j for j in cli.job_ids if j != holder}
-        assert _squeue_job(job) == "PENDING"
+        assert squeue_state(job) == "PENDING"
         started = time.monotonic()
         bg.proc.send_signal(signal.SIGINT)
         run = bg.finish(timeout=30)
@@ -500,24 +473,24 @@ def test_ctrl_c_while_the_allocation_is_pending(cli: Cli) -> None:
     assert teardown == [(f"release the allocation (scancel {job})", "ok")]
     assert run.recap()["login"].get("failed") == 1
     assert next(e for e in events if e["event"] == "recap")["status"] == "interrupted"
-    assert _job_ended(job)
-    assert _squeue_job(holder) == "RUNNING"  # only our own pending job was cancelled
+    assert job_ended(job)
+    assert squeue_state(holder) == "RUNNING"  # only our own pending job was cancelled
     subprocess.run(["scancel", holder], check=True)
 
 
 def test_allocation_timeout_while_pending(cli: Cli) -> None:
-    holder = _hold_one_node(cli)
+    holder = hold_nodes(cli, 1)
     run = cli.run("allocate.yaml", extra_vars={"nodes": 4, "timeout": "2s"}, json_output=False)
     subprocess.run(["scancel", holder], check=True)
     assert run.rc == 1, str(run)
     (job,) = run.job_ids
     assert f"job {job} did not start within 2s (state PENDING, reason Resources)" in run.stdout
     assert f"release the allocation (scancel {job}) (done)" in run.stdout
-    assert _job_ended(job)
+    assert job_ended(job)
 
 
 def test_allocation_timeout_hint_matches_the_teardown(cli: Cli) -> None:
-    holder = _hold_one_node(cli)
+    holder = hold_nodes(cli, 1)
     run = cli.run("allocate.yaml", extra_vars={"nodes": 4, "timeout": "1s"}, json_output=False)
     subprocess.run(["scancel", holder], check=True)
     assert run.rc == 1
@@ -648,19 +621,22 @@ def test_keep_running_then_down(cli: Cli) -> None:
     sleeper = {h: r["msg"] for h, r in run.results("record").items()}
     (node,) = sleeper
     step = sleeper[node]["step"]
-    assert _squeue_job(job) == "RUNNING"
+    assert squeue_state(job) == "RUNNING"
     live = subprocess.run(["squeue", "-h", "-s", "-j", job, "-o", "%i|%j"], capture_output=True, text=True, check=True)
     assert f"{step}|sleeper.{node}" in live.stdout.split()
     run_id = cli.last_run_dir().name
     status = cli.smlplay("status", run_id)
     assert status.rc == 0 and "kept-running" in status.stdout, str(status)
+    # the table: the step, and its state asked through the SSH gateway
+    row = next(line.split() for line in status.stdout.splitlines() if line.startswith("sleeper "))
+    assert row[1:4] == [node, step, "running"] and row[-1] == f"logs/{node}/sleeper.process.log", status.stdout
     down = cli.smlplay("down", run_id)
     assert down.rc == 0, str(down)
     assert f"stop sleeper@{node} (stopped)" in down.stdout
     assert f"release the allocation (scancel {job}) (done)" in down.stdout
     log = Path(sleeper[node]["log"]).read_text()
     assert f"got TERM {cli.marker}" in log  # a graceful stop: the step saw SIGTERM
-    assert _job_ended(job)
+    assert job_ended(job)
 
 
 def test_engine_stderr_has_no_library_noise(cli: Cli) -> None:

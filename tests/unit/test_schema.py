@@ -133,15 +133,15 @@ def test_play_vars_bad_name_points_at_the_key() -> None:
 @pytest.mark.parametrize(
     ("keyword", "value", "message"),
     [
-        ("retries", "[1]", "expected int"),
+        ("retries", "[1]", "expected a whole number of retries"),
         ("retries", "-1", "retries"),
         ("delay", "-2", "delay"),
-        ("ignore_errors", "3", "expected bool"),
+        ("ignore_errors", "3", "expected true or false"),
         ("loop_control", "3", "expected a mapping of loop_var"),
-        ("tags", "{a: 1}", "expected str"),
+        ("tags", "{a: 1}", "expected a name or a list of names"),
         ("register", "my-result", "expected a variable name"),
         ("notify", "[1]", "notify"),
-        ("no_log", "maybe", "expected bool"),
+        ("no_log", "maybe", "expected true or false"),
         ("vars", "[1]", "expected a mapping of variable names to values"),
         ("loop", "{a: 1}", "expected list"),
         ("name", "''", "name"),
@@ -229,4 +229,4 @@ def test_role_meta_argument_spec_types() -> None:
     )
     err = _err(S.ROLE_META, meta)
     assert err.pos == Position("m.yaml", 5, 15)
-    assert "value must be one of" in err.message
+    assert "expected one of: str, int" in err.message and err.hint == "did you mean 'int'?"
