@@ -9,6 +9,7 @@ on mutation, so sharing one object is safe, and they are known to hold no placeh
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -26,19 +27,38 @@ def _read_only(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
 
 
 class FrozenList(list[Any], Known):
-    """A list that refuses changes."""
+    """A list that refuses changes; its copies (``copy``, ``deepcopy``, pickle) are plain
+    lists that belong to whoever made them."""
 
     __slots__ = ()
     append = extend = insert = pop = remove = clear = sort = reverse = _read_only
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
 
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return [copy.deepcopy(v, memo) for v in self]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
 
 class FrozenDict(dict[str, Any], Known):
-    """A dict that refuses changes."""
+    """A dict that refuses changes; its copies are plain dicts (see :class:`FrozenList`)."""
 
     __slots__ = ()
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
 
 
 def freeze(value: Any) -> Any:

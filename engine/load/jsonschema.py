@@ -238,8 +238,8 @@ def definitions() -> dict[str, Any]:
         play["properties"][section] = {"type": "array", "items": {"$ref": "#/definitions/task"}}
     play["properties"]["handlers"] = {"type": "array", "items": {"$ref": "#/definitions/handler"}}
     roles = role_definitions(TEMPLATE)
-    keywords = {k: convert(specs.TASK_KEYWORD_SCHEMAS[k]) for k in ("vars", "when", "tags")}
-    play["properties"]["roles"] = {"type": "array", "items": role_entry([n.split(".", 1)[1] for n in roles], keywords)}
+    entry = convert(specs.ROLE_ENTRY)
+    play["properties"]["roles"] = {"type": "array", "items": role_entry([n.split(".", 1)[1] for n in roles], entry)}
     group = convert(specs.INVENTORY_GROUP)
     children = group["properties"]["children"]
     group["properties"]["children"] = {

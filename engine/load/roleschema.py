@@ -55,16 +55,17 @@ def role_definitions(template: dict[str, Any], roles_path: Sequence[Path] | None
     return out
 
 
-def role_entry(roles: Sequence[str], keywords: dict[str, Any]) -> dict[str, Any]:
-    """A ``roles:`` item: a name, or {role: NAME, PARAM: VALUE..., vars, when, tags} whose
-    parameters follow NAME's argument specs when NAME is a known role."""
+def role_entry(roles: Sequence[str], entry: dict[str, Any]) -> dict[str, Any]:
+    """A ``roles:`` item: a name, or ``entry`` (the converted ``ROLE_ENTRY``: vars, when,
+    tags and parameters named like variables) with ``role``/``name``, whose parameters
+    follow NAME's argument specs when NAME is a known role."""
     names: dict[str, Any] = {"type": "string", **({"examples": list(roles)} if roles else {})}
     return {
         "anyOf": [
             names,
             {
-                "type": "object",
-                "properties": {"role": names, "name": names, **keywords},
+                **entry,
+                "properties": {"role": names, "name": names, **entry.get("properties", {})},
                 "anyOf": [{"required": ["role"]}, {"required": ["name"]}],
                 "allOf": [
                     {"if": {"properties": {"role": {"const": r}}, "required": ["role"]}, "then": {"$ref": f"#/definitions/role.{r}"}}

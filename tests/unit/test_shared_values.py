@@ -3,7 +3,9 @@ read-only object instead of a copy per host, which made a 1024-node dry-run quad
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,14 @@ def test_frozen_values_refuse_changes_and_count_as_known() -> None:
         with pytest.raises(TypeError, match="read-only"):
             change()
     assert not has_unknown(value)
+    # copies belong to whoever made them: plain, mutable
+    for copied in (copy.copy(value), copy.deepcopy(value), pickle.loads(pickle.dumps(value))):
+        assert copied == value and type(copied) is list
+        copied.append(1)
+    deep = copy.deepcopy(value)
+    assert type(deep[0]) is dict and type(deep[0]["a"]) is list
+    deep[0]["a"].append(3)
+    assert value[0]["a"] == [1, 2]
     # a value holding a placeholder is not frozen (it is not known)
     with_unknown = [{"a": Unknown("registered: r")}]
     assert freeze(with_unknown) is with_unknown and has_unknown(freeze(with_unknown))
