@@ -78,6 +78,7 @@ class Teardown:
     done: int = 0
     failed: int = 0
     current: str = ""
+    steps: list[str] = field(default_factory=list)  # listed when the run did not end ok
 
 
 @dataclass
@@ -137,7 +138,7 @@ class RunView:
         row = self._row(host)
         row.wait = Wait("health", self.clock(), timeout, (probes or [""])[0])
 
-    def _on_health_progress(self, task: str, host: str, message: str, **_: Any) -> None:
+    def _on_health_progress(self, task: str, host: str, message: str, **_: Any) -> list[Note]:
         row = self._row(host)
         match = _WAITING.match(message)
         if row.wait is None:
@@ -152,6 +153,9 @@ class RunView:
                 row.wait.timeout = _seconds(queued["timeout"])
         else:
             row.wait.last = message
+            if ", waited " not in message:  # a milestone, not a tick ("submitted job 7"): it stays
+                return [Note("info", f"  [{host}] {message}")]
+        return []
 
     def _on_retry(self, task: str, host: str, retries_left: int, **_: Any) -> list[Note]:
         return [Note("warning", f"FAILED - RETRYING: [{host}]: {task} ({retries_left} retries left).")]
@@ -185,6 +189,7 @@ class RunView:
         self.teardown = td
         td.done += 1
         td.current = label
+        td.steps.append(f"  {status}: tier {tier}: {label} ({detail})")
         if status != "ok":
             td.failed += 1
             return [Note("failure", f"teardown failed: tier {tier}: {label} ({detail})")]
@@ -201,7 +206,9 @@ class RunView:
             td, self.teardown = self.teardown, None
             took = self.clock() - td.started
             failed = f", {td.failed} failed" if td.failed else ""
-            notes.append(Note("summary", f"teardown: {td.done} step{'s' if td.done != 1 else ''} in {took:.1f}s{failed}"))
+            head = f"teardown: {td.done} step{'s' if td.done != 1 else ''} in {took:.1f}s{failed}"
+            # after a failure or Ctrl-C, say what was stopped and released (a success: count)
+            notes.append(Note("summary", "\n".join([head, *td.steps]) if status != "ok" else head))
         width = max((len(h) for h in recap), default=0)
         lines = ["PLAY RECAP"]
         for host, stats in recap.items():

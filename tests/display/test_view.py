@@ -29,6 +29,7 @@ def events(sink: Any, clock: Clock) -> None:
     e("run_start", run_id="r1", run_dir="runs/r1", playbook="p.yaml")
     e("play_start", play="allocate the nodes", hosts=["localhost"], pos="p.yaml:1:3")
     e("task_start", task="allocate : allocate", hosts=["localhost"], action="allocate", handler=False, pos="x")
+    e("health_progress", task="allocate : allocate", host="localhost", message="submitted job 7 (2 node(s))")
     e("health_progress", task="allocate : allocate", host="localhost", message="job 7: PENDING, reason Resources, waited 0s")
     clock.now += 40
     e("health_progress", task="allocate : allocate", host="localhost", message="job 7: PENDING, reason Resources, waited 40s")
@@ -64,6 +65,7 @@ def test_plain_view_is_compact_and_complete() -> None:
     text = plain_output()
     assert text.splitlines() == [
         "run r1 (p.yaml) -> runs/r1",
+        "  [localhost] submitted job 7 (2 node(s))",
         "  [localhost] allocate : allocate: waiting 40.0s: job 7: PENDING, reason Resources, waited 40s",
         "✓ allocate the nodes         localhost ✓ 40.0s",
         "    2 node(s): prefill: node1",
@@ -75,6 +77,8 @@ def test_plain_view_is_compact_and_complete() -> None:
         "    trace line 2",
         "✗ prefill workers            node1 ✓ 35.0s  node2 ✗ 35.0s",
         "teardown: 2 steps in 1.5s",
+        "  ok: tier 1: stop prefill-0 (SIGTERM)",  # listed: the run failed
+        "  ok: tier 3: release the allocation (scancel 7) (rc 0)",
         "PLAY RECAP",
         "localhost : ok=2  changed=1  unreachable=0  failed=0  skipped=1  rescued=0  ignored=0",
         "node1     : ok=1  changed=1  unreachable=0  failed=0  skipped=0  rescued=0  ignored=0",
