@@ -13,7 +13,8 @@ channel per command makes sshd start the login shell, and cluster rc files make 
   and the shell is replaced on next use;
 - background processes are ``setsid nohup`` children of the remote host, not of any channel,
   so they outlive the connection and another process (``smlplay down``) can stop them;
-- files go over one reused SFTP session; TCP probes over ``direct-tcpip`` channels.
+- files go over one reused SFTP session (:mod:`.ssh_files`); TCP probes over
+  ``direct-tcpip`` channels.
 
 Host keys are checked strictly by default against ``~/.ssh/known_hosts``,
 ``/etc/ssh/ssh_known_hosts`` and ``ssh_known_hosts``; every connection failure becomes an
@@ -21,12 +22,12 @@ Host keys are checked strictly by default against ``~/.ssh/known_hosts``,
 cause. paramiko is imported lazily: ``smlplay --help`` and local-only runs never pay for it.
 
 A host's settings (``ssh_*`` variables, ``~/.ssh/config``) are :mod:`.ssh_hosts`; logging in
-(host keys, jump hosts, retries, errors) is :mod:`.ssh_connect`; this module is the transport.
+(host keys, jump hosts, retries, errors) is :mod:`.ssh_connect`; files are :mod:`.ssh_files`,
+TCP streams :mod:`.ssh_tcp`; this module is the transport: connection, shells, processes.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import posixpath
 import secrets
@@ -53,7 +54,9 @@ from engine.transport._shell import (
 )
 from engine.transport.base import BackgroundSpec, CommandResult, Connection, ProcessRecord
 from engine.transport.ssh_connect import _connect_chain, _Retry
+from engine.transport.ssh_files import SftpFiles
 from engine.transport.ssh_hosts import SshHostSpec
+from engine.transport.ssh_tcp import open_tcp
 
 if TYPE_CHECKING:
     import paramiko
@@ -101,8 +104,7 @@ class SshTransport:
         self._open_shells = 0  # idle + in use + being opened
         self._max_shells = spec.max_shells
         self._persistent = True  # False: every command over its own exec channel
-        self._sftp: paramiko.SFTPClient | None = None
-        self._sftp_lock = threading.Lock()
+        self._files = SftpFiles(spec.name, self._transport)
         self._closed = False
         self._inflight: dict[bytes, int] = {}  # command token -> its process group
         self._inflight_lock = threading.Lock()
@@ -161,13 +163,7 @@ class SshTransport:
             self._open_shells -= len(stale)
         for shell in stale:
             shell.close()
-        # Not under _sftp_lock: put() holds it while it (re)connects through here.
-        sftp, self._sftp = self._sftp, None
-        if sftp is not None:
-            try:
-                sftp.close()
-            except Exception:
-                pass
+        self._files.drop()
         for client in reversed(self._clients):
             client.close()
         self._clients = []
@@ -454,22 +450,6 @@ class SshTransport:
 
     # -- files ------------------------------------------------------------------------
 
-    def _sftp_client(self) -> paramiko.SFTPClient:
-        """The host's SFTP session (caller holds ``_sftp_lock``)."""
-        t = self._transport()
-        channel = self._sftp.get_channel() if self._sftp is not None else None
-        if channel is None or channel.closed:
-            _paramiko.load()  # without invoke
-            import paramiko
-
-            try:
-                self._sftp = paramiko.SFTPClient.from_transport(t)
-            except Exception as exc:
-                raise TransportError(f"host {self.host}: cannot start SFTP: {exc}") from exc
-            if self._sftp is None:
-                raise TransportError(f"host {self.host}: cannot start SFTP")
-        return self._sftp
-
     def put(self, data: bytes, dest: str, *, mode: int | None = None) -> None:
         """Write ``data`` to ``dest`` atomically (a temporary name, then rename), creating
         the parent directory first."""
@@ -478,27 +458,11 @@ class SshTransport:
         if parent:
             self._check(self.run(f"umask 077 && mkdir -p -- {shlex.quote(parent)}", timeout=60), f"mkdir {parent}")
         tmp = f"{path}.smlplay-{secrets.token_hex(4)}"
-        with self._sftp_lock:
-            sftp = self._sftp_client()
-            try:
-                sftp.putfo(io.BytesIO(data), tmp, file_size=len(data))
-                if mode is not None:
-                    sftp.chmod(tmp, mode)
-                sftp.posix_rename(tmp, path)
-            except OSError as exc:
-                try:
-                    sftp.remove(tmp)
-                except OSError:
-                    pass
-                raise TransportError(f"host {self.host}: cannot write {dest}: {exc}") from exc
+        self._files.write(data, path, tmp, mode=mode, shown_as=dest)
 
     def read(self, path: str) -> bytes:
         """The file's bytes. A missing file raises ``FileNotFoundError``, as locally."""
-        with self._sftp_lock:
-            sftp = self._sftp_client()
-            with sftp.open(remote_path(path), "rb") as f:
-                f.prefetch()
-                return f.read()
+        return self._files.read(path)
 
     def tail(self, path: str, lines: int = 50) -> str:
         """The last lines of a (log) file; empty if it cannot be read."""
@@ -508,37 +472,9 @@ class SshTransport:
     # -- TCP --------------------------------------------------------------------------
 
     def connect_tcp(self, address: str, port: int, timeout: float) -> Connection:
-        """A TCP stream opened *by the SSH server* (a ``direct-tcpip`` channel, as
-        ``ssh -W``/``-L`` do): health probes use it to reach ports that only this host can
-        see, such as a server on a compute node's private network or on its loopback.
-
-        A refused or unreachable port raises ``ConnectionRefusedError`` (an ``OSError``, as a
-        local socket would); a server that forbids forwarding (``AllowTcpForwarding no``)
-        raises :class:`TransportError`.
-        """
-        _paramiko.load()  # without invoke
-        import paramiko
-
-        t = self._transport()
-        try:
-            channel = t.open_channel(
-                "direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout
-            )
-        except paramiko.ChannelException as exc:
-            if exc.code == 1:  # SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
-                raise TransportError(
-                    f"host {self.host}: the SSH server refuses TCP forwarding to "
-                    f"{address}:{port} ({exc.text})",
-                    hint="enable AllowTcpForwarding on that sshd, or probe with a command "
-                    "(curl) instead of a TCP/HTTP check",
-                ) from None
-            raise ConnectionRefusedError(f"{address}:{port} from {self.host}: {exc.text}") from None
-        except paramiko.SSHException as exc:
-            if "timeout" in str(exc).lower() or "timed out" in str(exc).lower():
-                raise TimeoutError(f"{address}:{port} from {self.host}: {exc}") from None
-            raise ConnectionError(f"{address}:{port} from {self.host}: {exc}") from None
-        channel.settimeout(timeout)
-        return channel
+        """A TCP stream opened *by the SSH server* (``direct-tcpip``, as ``ssh -W`` does):
+        health probes reach ports only this host can see (:func:`.ssh_tcp.open_tcp`)."""
+        return open_tcp(self._transport(), self.host, address, port, timeout)
 
 
 def connect_all(
