@@ -78,6 +78,9 @@ write_keys() {
 write_config() {
     # StrictModes no: the authorized_keys file sits in the state dir (under world-writable
     # /tmp), not in the user's home, which sshd would otherwise refuse.
+    # PYENV_REHASH_TIMEOUT: where ~/.bashrc runs `pyenv init` (this project's machines), a
+    # login shell killed during its `pyenv rehash` (the fault tests kill sessions) leaves the
+    # rehash lock behind, and every later login would wait 60 s for it; give up after 1 s.
     cat >"$CONFIG" <<EOF
 ListenAddress 127.0.0.1
 Port $PORT
@@ -94,6 +97,7 @@ MaxSessions 32
 MaxStartups 64:30:128
 LogLevel ERROR
 Subsystem sftp internal-sftp
+SetEnv PYENV_REHASH_TIMEOUT=1
 EOF
 }
 
