@@ -383,15 +383,17 @@ class SshTransport:
     def start(
         self, spec: BackgroundSpec, *, critical: bool = False, tier: int = 1
     ) -> ProcessRecord:
-        """``setsid nohup bash -c CMD > LOG 2>&1 < /dev/null &``: a new session, so the process
-        outlives the channel and its group (pgid = pid) can be signalled as a whole."""
+        """``setsid nohup bash --norc -c CMD > LOG 2>&1 < /dev/null &``: a new session, so the
+        process outlives the channel and its group (pgid = pid) can be signalled as a whole.
+        ``--norc``: sshd's ``SSH_CLIENT`` would make bash source ``~/.bashrc`` a second time,
+        into the process log."""
         log_path = spec.log
         if spec.cwd and not posixpath.isabs(log_path) and not log_path.startswith("~"):
             log_path = posixpath.join(spec.cwd, log_path)
         quoted_log = shell_path(log_path)
         script = (
             f'(umask 077 && mkdir -p -- "$(dirname -- {quoted_log})" && : >>{quoted_log}) || exit 1\n'  # private log
-            f"setsid nohup bash -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
+            f"setsid nohup bash --norc -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
             "echo $!"
         )
         result = self._check(

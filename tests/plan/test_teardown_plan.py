@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
+from tests.ports import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = ["playbooks/llama70b.yaml", "-i", "inventory/example-cluster.yaml"]
@@ -110,12 +111,6 @@ def test_a_process_a_task_stops_is_marked(tmp_path: Path) -> None:
     assert "  TIER 0 (benchmarks and clients)\n    - stop sleeper@localhost\n" in section
     assert "stopped earlier by task 'stop it' (then teardown finds it gone)" in section
     assert "wait up to 2s (grace)" in section
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_plan_shows_what_a_real_run_registers(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,17 +20,12 @@ from engine.errors import TransportError, UnreachableError, ValidationError
 from engine.transport._shell import _Stream, frame
 from engine.transport.base import BackgroundSpec, Transport
 from engine.transport.ssh import SshHostSpec, SshTransport, connect_all
+from tests.ports import free_port as _free_port
 
 if TYPE_CHECKING:
     from tests.transport.conftest import Sshd
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _transport(sshd: Sshd, name: str = "box", **extra: Any) -> SshTransport:
@@ -270,6 +264,26 @@ def test_start_alive_stop(ssh: SshTransport, tmp_path: Path) -> None:
     assert _gone(pid)
     assert not ssh.alive(proc)
     assert ssh.stop(proc, grace=1) is False
+
+
+@pytest.mark.cluster
+def test_a_started_process_does_not_read_the_login_rc_files(ssh: SshTransport, tmp_path: Path) -> None:
+    # sshd sets SSH_CLIENT, and bash sources ~/.bashrc for a `bash -c` it believes sshd
+    # started: without --norc a noisy or slow rc file (pyenv init on these machines) lands
+    # in every process log and delays every start.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("echo RC-FILE-WAS-READ\n")
+    log = tmp_path / "svc.log"
+    spec = BackgroundSpec(name="svc", cmd="echo started; exec sleep 300", log=str(log), env={"HOME": str(home)})
+    proc = ssh.start(spec)
+    try:
+        deadline = time.monotonic() + 5
+        while "started" not in ssh.tail(str(log)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ssh.tail(str(log)) == "started\n"
+    finally:
+        ssh.stop(proc, grace=1)
 
 
 @pytest.mark.cluster
