@@ -107,6 +107,7 @@ import sys  # noqa: E402
 import uuid  # noqa: E402
 from typing import Any  # noqa: E402
 
+from tests.ports import free_ports as free_ports  # noqa: E402  (re-exported for the cluster and fault tests)
 from tests.transport.conftest import Sshd, sshd  # noqa: E402, F401  (the loopback sshd)
 
 REPO = Path(__file__).resolve().parents[2]

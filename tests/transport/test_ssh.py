@@ -202,7 +202,7 @@ def test_eight_threads_on_one_host(ssh: SshTransport) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert ssh._open_shells <= ssh.spec.max_shells
+    assert ssh._shells.open_count <= ssh.spec.max_shells
 
 
 @pytest.mark.cluster
@@ -212,8 +212,8 @@ def test_broken_shell_falls_back_and_recovers(ssh: SshTransport) -> None:
     assert r.rc == 255 and "remote shell died" in r.stderr
     assert ssh.run("echo again").stdout == "again\n"
     # A shell whose channel broke while idle: the command goes over an exec channel.
-    assert ssh._idle, "expected an idle shell in the pool"
-    for shell in ssh._idle:
+    assert ssh._shells.idle, "expected an idle shell in the pool"
+    for shell in ssh._shells.idle:
         shell.channel.close()
     r = ssh.run("echo via-exec; echo e >&2; exit 5")
     assert (r.rc, r.stdout, r.stderr) == (5, "via-exec\n", "e\n")
@@ -267,7 +267,9 @@ def test_start_alive_stop(ssh: SshTransport, tmp_path: Path) -> None:
 
 
 @pytest.mark.cluster
-def test_a_started_process_does_not_read_the_login_rc_files(ssh: SshTransport, tmp_path: Path) -> None:
+def test_a_started_process_does_not_read_the_login_rc_files(
+    ssh: SshTransport, tmp_path: Path
+) -> None:
     # sshd sets SSH_CLIENT, and bash sources ~/.bashrc for a `bash -c` it believes sshd
     # started: without --norc a noisy or slow rc file (pyenv init on these machines) lands
     # in every process log and delays every start.
@@ -275,7 +277,9 @@ def test_a_started_process_does_not_read_the_login_rc_files(ssh: SshTransport, t
     home.mkdir()
     (home / ".bashrc").write_text("echo RC-FILE-WAS-READ\n")
     log = tmp_path / "svc.log"
-    spec = BackgroundSpec(name="svc", cmd="echo started; exec sleep 300", log=str(log), env={"HOME": str(home)})
+    spec = BackgroundSpec(
+        name="svc", cmd="echo started; exec sleep 300", log=str(log), env={"HOME": str(home)}
+    )
     proc = ssh.start(spec)
     try:
         deadline = time.monotonic() + 5
