@@ -15,24 +15,31 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.transport.base import ProcessRecord, Transport
+
+if TYPE_CHECKING:
+    from engine.schedulers.nodewatch import NodeWatch
 
 
 @dataclass(frozen=True)
 class ProcessDeath:
     record: ProcessRecord
     tail: str
+    reason: str = ""  # why, when known beyond "it exited" (its node went down)
 
     def message(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
         return (
-            f"critical process '{self.record.name}' on {self.record.host} died "
+            f"critical process '{self.record.name}' on {self.record.host} died{why} "
             f"(log {self.record.log}); last lines:\n{self.tail}"
         )
 
     def warning(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
         return (
-            f"process '{self.record.name}' on {self.record.host} (not critical) exited; the run goes on "
+            f"process '{self.record.name}' on {self.record.host} (not critical) exited{why}; the run goes on "
             f"(log {self.record.log}); last lines:\n{self.tail}"
         )
 
@@ -66,6 +73,7 @@ class ProcessRegistry:
         #: the first death of a critical process, so the run can say so at once instead of
         #: when the task in flight (an srun step being launched over SSH) returns.
         self.on_death: Callable[[ProcessDeath], None] | None = None
+        self.node_watch: NodeWatch | None = None  # settable: Slurm nodes that went down
         self._lost: set[tuple[str, str]] = set()
         self._procs: dict[tuple[str, str], ProcessRecord] = {}
         self._lock = threading.Lock()
@@ -103,30 +111,52 @@ class ProcessRegistry:
         except Exception as exc:  # the log may live on a host that just went away
             return f"<log not readable: {exc}>"
 
+    def _tail_via_gateway(self, record: ProcessRecord) -> str:
+        """A down node cannot be asked for its log: read it where the gateway sees it (a
+        Slurm output file on the shared file system), without waiting for more lines."""
+        gateway = self.node_watch.gateway(record) if self.node_watch is not None else None
+        if gateway is None:
+            return "<log not readable: its node is down>"
+        try:
+            return last_lines(gateway, record.log, settle=0)
+        except Exception as exc:
+            return f"<log not readable: its node is down ({exc})>"
+
     # -- monitoring ------------------------------------------------------------------------
     def check(self) -> ProcessDeath | None:
         """Look at every critical process once; record and return the first death."""
         if self.death is not None:
             return self.death
-        for record in self.all():
+        records = self.all()
+        watch = self.node_watch
+        if watch is not None:
+            try:
+                watch.poll(records)
+            except Exception:
+                watch = None  # a probe that cannot run says nothing about the nodes
+        for record in records:
             key = (record.host, record.name)
             if not record.critical and (self.on_lost is None or key in self._lost):
                 continue
+            node = watch.node_of(record) if watch is not None else None
+            down = watch.down.get(node) if watch is not None and node is not None else None
             try:
-                alive = self.alive(record)
+                alive = down is None and self.alive(record)
             except Exception:
                 continue  # transport trouble is reported by the tasks themselves
             if alive:
                 continue
+            tail = self.tail(record) if down is None else self._tail_via_gateway(record)
+            reason = down.reason() if down is not None else ""
             if not record.critical:
                 with self._lock:
                     if key in self._lost:
                         continue
                     self._lost.add(key)
                 if self.on_lost is not None:
-                    self.on_lost(ProcessDeath(record, self.tail(record)))
+                    self.on_lost(ProcessDeath(record, tail, reason))
                 continue
-            death = ProcessDeath(record, self.tail(record))
+            death = ProcessDeath(record, tail, reason)
             with self._lock:  # two threads may see it die at once: one death, announced once
                 if self.death is not None:
                     return self.death

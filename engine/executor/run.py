@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import secrets
 from engine.errors import Interrupted, SmlplayError
@@ -38,6 +38,9 @@ from engine.plan import RenderedPlan
 from engine.runs import RunRecord, runs_dir
 from engine.transport.base import ProcessRecord
 from engine.transport.pool import TransportPool
+
+if TYPE_CHECKING:
+    from engine.schedulers.nodewatch import NodeWatch
 
 SECOND_SIGNAL_WINDOW = 3.0
 
@@ -255,6 +258,9 @@ def execute(
             if not options.dry_run:
                 runner.processes.on_lost = lambda lost: sinks.emit("warning", message=lost.warning())
                 runner.processes.on_death = lambda d: sinks.emit("process_died", host=d.record.host, name=d.record.name, log=d.record.log, tail=d.tail)
+                from engine.schedulers.nodewatch import NodeWatch
+
+                runner.processes.node_watch = NodeWatch(runner.transports.get)
                 # A death stops foreground commands in flight (a benchmark client would
                 # otherwise run to its end before the executor looks between tasks).
                 runner.processes.start_monitor(on_death=lambda _death: interrupter.fire())
@@ -289,6 +295,7 @@ def execute(
                     sinks,
                     stop_monitor=runner.processes.clear_failure,
                     forget=runner.processes.remove,
+                    down=runner.processes.node_watch,
                 )
             save_state()
         except TeardownAborted:
@@ -316,6 +323,7 @@ def unwind(
     *,
     stop_monitor: Any = None,
     forget: Any = None,
+    down: NodeWatch | None = None,
 ) -> list[str]:
     """Undo everything on the stack, tier by tier (tiers in order, entries of a tier in
     parallel). Returns what could not be undone."""
@@ -329,7 +337,7 @@ def unwind(
     sink.emit("teardown_start", entries=len(stack))
     for tier, entries in tiers:
         with cf.ThreadPoolExecutor(max_workers=max(1, min(16, len(entries))), thread_name_prefix="smlplay-teardown") as pool:
-            futures = {pool.submit(_undo, e, by_key, transports): e for e in entries}
+            futures = {pool.submit(_undo, e, by_key, transports, down): e for e in entries}
             pending = set(futures)
             while pending:
                 done, pending = cf.wait(pending, timeout=0.2)
@@ -347,12 +355,14 @@ def unwind(
     return problems
 
 
-def _undo(entry: dict[str, Any], live: dict[tuple[str, str], ProcessRecord], transports: TransportPool) -> str:
+def _undo(entry: dict[str, Any], live: dict[tuple[str, str], ProcessRecord], transports: TransportPool, down: NodeWatch | None = None) -> str:
     kind = entry["kind"]
     if kind == "process":
         record = live.get((entry["host"], entry["name"]))
         if record is None:
             return "already stopped"
+        if down is not None and (gone := down.stop_if_down(record)) is not None:
+            return gone
         transport = transports.get(record.host)
         was_running = transport.stop(record, grace=float(entry.get("grace", 10)))
         return "stopped" if was_running else "had already exited"
