@@ -123,13 +123,15 @@ class ProcessRegistry:
             return f"<log not readable: its node is down ({exc})>"
 
     # -- monitoring ------------------------------------------------------------------------
-    def check(self) -> ProcessDeath | None:
-        """Look at every critical process once; record and return the first death."""
+    def check(self, *, probe_nodes: bool = False) -> ProcessDeath | None:
+        """Look at every critical process once; record and return the first death.
+        ``probe_nodes``: also probe the nodes (the monitor thread only: the main thread
+        must not block in a probe, where a signal handler may need the same connection)."""
         if self.death is not None:
             return self.death
         records = self.all()
         watch = self.node_watch
-        if watch is not None:
+        if watch is not None and probe_nodes:
             try:
                 watch.poll(records)
             except Exception:
@@ -176,7 +178,7 @@ class ProcessRegistry:
 
         def loop() -> None:
             while not self._stop_monitor.wait(interval):
-                death = self.check()
+                death = self.check(probe_nodes=True)
                 if death is not None:
                     if on_death is not None:
                         on_death(death)
