@@ -24,8 +24,9 @@ from typing import Any
 import jinja2
 from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import consume
+from jinja2.utils import consume, missing
 
 from engine import placeholders
 from engine.errors import Position, SmlplayError, TemplateError, UndefinedVariableError
@@ -78,6 +79,7 @@ def _build_env() -> jinja2.Environment:
         autoescape=False,
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
     )
+    env.context_class = _Context
     env.filters.update(FILTERS)
     env.tests.update(
         {
@@ -193,7 +195,7 @@ class Templar:
         source = str(expr).strip()
         try:
             template = self._compiled("expr", source)
-            ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
+            ctx = _new_context(template, scope, self.env.globals)
             before = placeholders.rendered()
             consume(template.root_render_func(ctx))
             result = ctx.vars["result"]
@@ -251,7 +253,7 @@ class Templar:
         try:
             env = self.file_env
             template = self._compiled_file(path, source)
-            ctx = template.new_context(_Scope(scope, env.globals), shared=True)
+            ctx = _new_context(template, scope, env.globals)
             return str(env.concat(template.root_render_func(ctx)))
         except UnknownValue:
             raise
@@ -279,7 +281,7 @@ class Templar:
                 return exc.unknown
         try:
             template = self._compiled("str", value)
-            ctx = template.new_context(_Scope(scope, self.env.globals), shared=True)
+            ctx = _new_context(template, scope, self.env.globals)
             before = placeholders.rendered()
             text = str(self.env.concat(template.root_render_func(ctx)))
             return PartlyUnknown(text) if placeholders.rendered() != before else text
@@ -373,6 +375,26 @@ def _item_pos(container: Any, index: int, default: Position | None) -> Position 
     return table[index] if table and index < len(table) else default
 
 
+class _Context(Context):
+    """Jinja's context, with one scope probe per variable: the stock one asks the parent
+    ``in`` and then ``[]``, and each of those probed the scope and then the globals."""
+
+    def resolve_or_missing(self, key: str) -> Any:
+        if key in self.vars:
+            return self.vars[key]
+        parent = self.parent
+        if type(parent) is _Scope:
+            return parent.get_or_missing(key)
+        return super().resolve_or_missing(key)
+
+
+def _new_context(template: Any, scope: Mapping[str, Any], globals_: Mapping[str, Any]) -> _Context:
+    """``template.new_context(_Scope(scope, globals_), shared=True)`` without copying the
+    globals' names into a set per render: Jinja reads that set only for ``{% import %}``,
+    where it adds nothing the template's own globals (the same environment's) lack."""
+    return _Context(template.environment, _Scope(scope, globals_), template.name, template.blocks)  # type: ignore[arg-type]
+
+
 class _Scope(Mapping[str, Any]):
     """Jinja's view of a scope: the variables first, then the environment's globals."""
 
@@ -386,6 +408,12 @@ class _Scope(Mapping[str, Any]):
         if key in self._scope:
             return self._scope[key]
         return self._globals[key]
+
+    def get_or_missing(self, key: str) -> Any:
+        scope = self._scope
+        if key in scope:
+            return scope[key]
+        return self._globals.get(key, missing)
 
     def __contains__(self, key: object) -> bool:
         return key in self._scope or key in self._globals
