@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 from jinja2 import ChainableUndefined, StrictUndefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import consume, missing
@@ -136,6 +137,9 @@ class Templar:
         self.file_env = self.env.overlay(trim_blocks=True)
         self._cache: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        # an expression has no statements that could change its evaluation context
+        # (``{% autoescape %}``): all of them share one
+        self._expr_eval_ctx = EvalContext(self.env)
 
     # -- compilation -------------------------------------------------------------------
     def _compiled(self, kind: str, source: str) -> Any:
@@ -195,7 +199,7 @@ class Templar:
         source = str(expr).strip()
         try:
             template = self._compiled("expr", source)
-            ctx = _new_context(template, scope, self.env.globals)
+            ctx = _Context.for_expression(template, _Scope(scope, self.env.globals), self._expr_eval_ctx)
             before = placeholders.rendered()
             consume(template.root_render_func(ctx))
             result = ctx.vars["result"]
@@ -387,6 +391,22 @@ class _Context(Context):
             return parent.get_or_missing(key)
         return super().resolve_or_missing(key)
 
+    @classmethod
+    def for_expression(cls, template: Any, parent: _Scope, eval_ctx: EvalContext) -> _Context:
+        """The context of a compiled expression (``compile_expression``: no blocks, no
+        statements), made without ``Context.__init__``'s per-render evaluation context:
+        a quarter of an expression's cost, and a dry-run evaluates ~80,000 of them."""
+        ctx = cls.__new__(cls)
+        ctx.parent = parent  # type: ignore[assignment]
+        ctx.vars = {}
+        ctx.environment = template.environment
+        ctx.eval_ctx = eval_ctx
+        ctx.exported_vars = set()
+        ctx.name = template.name
+        ctx.globals_keys = set()
+        ctx.blocks = {}
+        return ctx
+
 
 def _new_context(template: Any, scope: Mapping[str, Any], globals_: Mapping[str, Any]) -> _Context:
     """``template.new_context(_Scope(scope, globals_), shared=True)`` without copying the
@@ -398,11 +418,12 @@ def _new_context(template: Any, scope: Mapping[str, Any], globals_: Mapping[str,
 class _Scope(Mapping[str, Any]):
     """Jinja's view of a scope: the variables first, then the environment's globals."""
 
-    __slots__ = ("_globals", "_scope")
+    __slots__ = ("_get_or", "_globals", "_scope")
 
     def __init__(self, scope: Mapping[str, Any], globals_: Mapping[str, Any]) -> None:
         self._scope = scope
         self._globals = globals_
+        self._get_or = getattr(scope, "get_or", None)  # engine.vars.VarScope.get_or
 
     def __getitem__(self, key: str) -> Any:
         if key in self._scope:
@@ -410,6 +431,9 @@ class _Scope(Mapping[str, Any]):
         return self._globals[key]
 
     def get_or_missing(self, key: str) -> Any:
+        if self._get_or is not None:  # a VarScope: one probe
+            value = self._get_or(key, missing)
+            return value if value is not missing else self._globals.get(key, missing)
         scope = self._scope
         if key in scope:
             return scope[key]

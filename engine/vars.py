@@ -22,6 +22,7 @@ to itself (directly or through others) is reported with its cycle: ``a -> b -> a
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,14 @@ class Layer:
     source: str
     values: Mapping[str, Any]
     templated: bool = True
+
+    @functools.cached_property
+    def patch_roots(self) -> frozenset[str]:
+        """The variables this layer patches one field of (``-e layout.decode.workers=2``
+        patches ``layout``): extra vars only; worked out once per layer, not per scope."""
+        if self.level != "extra vars":
+            return frozenset()
+        return frozenset(name.split(".", 1)[0] for name in self.values if "." in name)
 
     def origin(self, key: str) -> str:
         pos = getattr(self.values, "value_pos", {}).get(key)
@@ -106,7 +115,20 @@ class VarScope(Mapping[str, Any]):
         found = self._lookup(key)
         if found is None:
             raise KeyError(key)
-        layer, raw = found
+        return self._resolve(key, *found)
+
+    def get_or(self, key: str, default: Any) -> Any:
+        """``self[key]``, or ``default`` when undefined: one probe (templates ask ``in``
+        and then ``[]`` for every variable they read)."""
+        cache = self._cache
+        if key in cache:
+            return cache[key]
+        found = self._lookup(key)
+        if found is None:
+            return default
+        return self._resolve(key, *found)
+
+    def _resolve(self, key: str, layer: Layer | None, raw: Any) -> Any:
         if layer is None or not layer.templated:
             value = raw
         else:
@@ -181,10 +203,7 @@ class VarScope(Mapping[str, Any]):
     def _apply_patches(self, key: str, value: Any) -> Any:
         """``-e layout.decode.workers=2`` changes one field of ``layout``, not all of it."""
         if self._patch_roots is None:  # once per scope, not once per lookup
-            self._patch_roots = {
-                name.split(".", 1)[0] for layer in self._layers if layer.level == "extra vars"
-                for name in layer.values if "." in name
-            }
+            self._patch_roots = {root for layer in self._layers for root in layer.patch_roots}
         if key not in self._patch_roots:
             return value
         prefix = key + "."

@@ -84,7 +84,7 @@ class KeywordsMixin(ScopeMixin):
 
     def _placeholder(self, host: str) -> bool:
         """A dry-run's stand-in for a node that only exists once allocated."""
-        return any(isinstance(v, Unknown) for v in self._connection_vars(host).values())
+        return any(isinstance(v, Unknown) for v in self._shared_connection_vars(host).values())
 
     def _decidable(self, task: Task, scope: VarScope, inherited: Inherited) -> bool:
         """Can every ``when`` of the task be evaluated before the run (dry-run)?"""

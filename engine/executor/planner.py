@@ -116,7 +116,7 @@ class PlannerMixin(KeywordsMixin):
 
     def _plan_teardown(self, entry: dict[str, Any], task: Task, host: str, inherited: Inherited) -> None:
         typed = undo.from_dict(entry)
-        how = typed.how({k: str(v) for k, v in self._connection_vars(typed.host).items()})
+        how = typed.how({k: str(v) for k, v in self._shared_connection_vars(typed.host).items()})
         condition = self._condition(task, inherited)
         self.teardown.push(
             {
@@ -143,11 +143,11 @@ class PlannerMixin(KeywordsMixin):
 
     def _via(self, host: str) -> str | None:
         """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""
-        cv = self._connection_vars(host)
+        cv = self._shared_connection_vars(host)
         # the same text for every step of a host while its connection variables are equal
         cache: dict[str, tuple[Mapping[str, Any], str | None]] = self.__dict__.setdefault("_via_cache", {})
         hit = cache.get(host)
-        if hit is not None and hit[0] == cv:
+        if hit is not None and (hit[0] is cv or hit[0] == cv):
             return hit[1]
         text = self._describe_via(host, cv)
         cache[host] = (cv, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,12 +10,12 @@ from typing import Any
 
 from engine.executor.inherited import Inherited
 from engine.executor.state import RunnerState
-from engine.frozen import FrozenList
+from engine.frozen import FrozenDict, FrozenList
 from engine.load.schema import validate
 from engine.load.types import is_template
 from engine.load.yaml import load_file, position_of
 from engine.model import Play, Task
-from engine.transport.pool import connection_vars, is_connection_var
+from engine.transport.pool import CONNECTION_PREFIXES, CONNECTION_VARS, connection_vars
 from engine.vars import Layer, VarScope
 
 
@@ -164,8 +165,13 @@ class ScopeMixin(RunnerState):
         return magic
 
     def _connection_vars(self, host: str) -> Mapping[str, Any]:
+        return dict(self._shared_connection_vars(host))
+
+    def _shared_connection_vars(self, host: str) -> Mapping[str, Any]:
+        """The host's connection variables; the same (read-only) dict while they cannot have
+        changed, so a caller may compare it by identity."""
         if host in self.options.local_hosts:
-            return {"connection": "local"}
+            return _LOCAL
         # Every plan step asks how its host is reached: resolving the scope each time was a
         # sixth of a 1024-node dry-run. Reuse the answer while what it reads is the same
         # objects (the play's layers, the host's inventory vars and groups, its facts).
@@ -174,22 +180,30 @@ class ScopeMixin(RunnerState):
         cache: dict[str, tuple[bool, list[Any], dict[str, Any]]] = self.__dict__.setdefault("_connection_cache", {})
         hit = cache.get(host)
         key = self._connection_key(host, all_facts=hit[0] if hit else True)
-        if hit is not None and len(hit[1]) == len(key) and all(a is b for a, b in zip(hit[1], key, strict=True)):
-            return dict(hit[2])
+        if hit is not None and len(hit[1]) == len(key) and all(map(operator.is_, hit[1], key)):
+            return hit[2]
         scope = self.scope_for(host, None, Inherited())
         found = connection_vars(scope)
         templated = any(is_template(raw) for raw in (scope.raw(k) for k in found))
         cache[host] = (templated, self._connection_key(host, all_facts=templated), found)
-        return dict(found)
+        return found
 
     def _connection_key(self, host: str, *, all_facts: bool) -> list[Any]:
         inv_host = self.inventory.hosts.get(host)
         key: list[Any] = [self._play_layers, inv_host.vars if inv_host else None, len(inv_host.groups) if inv_host else -1]
-        for name, value in self._host(host).facts.items():
-            if all_facts or is_connection_var(name):
-                key.append(name)
-                key.append(value)
+        facts = self._host(host).facts
+        if all_facts:  # names and values, compared by identity
+            key += facts
+            key += facts.values()
+        else:
+            for name, value in facts.items():
+                if name in CONNECTION_VARS or name.startswith(CONNECTION_PREFIXES):  # is_connection_var, inlined
+                    key.append(name)
+                    key.append(value)
         return key
+
+
+_LOCAL: Mapping[str, Any] = FrozenDict({"connection": "local"})
 
 _ROLE_DEFAULTS: dict[int, tuple[Any, list[Layer]]] = {}
 
