@@ -174,10 +174,12 @@ class Templar:
     def render(self, value: Any, scope: Mapping[str, Any], *, pos: Position | None = None) -> Any:
         """Render a value recursively (dicts, lists, strings); other values pass through."""
         if isinstance(value, str):
-            if not self.is_template(value):
+            if "{{" not in value and "{%" not in value:
                 return str(value)
-            return self._render_str(value, scope, position_of(value) or pos)
-        if isinstance(value, Mapping):
+            return self._render_str(value, scope, getattr(value, "pos", None) or pos)
+        if type(value) in _PLAIN_LEAVES:  # before the Mapping check, an ABC's (slow) isinstance
+            return value
+        if isinstance(value, (dict, Mapping)):  # dict first: the fast check
             out = {}
             for k, v in value.items():
                 # plain keys and leaves (most of a task's args) as the recursive call would
@@ -277,10 +279,10 @@ class Templar:
 
     # -- internals -----------------------------------------------------------------------
     def _render_str(self, value: str, scope: Mapping[str, Any], pos: Position | None) -> Any:
-        match = _SINGLE_EXPR.match(value)
-        if match:
+        single = _single_expression(value)
+        if single is not None:
             try:
-                return self.evaluate(match.group("expr"), scope, pos=pos)
+                return self.evaluate(single, scope, pos=pos)
             except UnknownValue as exc:
                 return exc.unknown
         try:
@@ -303,6 +305,23 @@ class Templar:
             return TemplateError(f"template syntax error in '{source}': {exc.message}", pos=pos)
         kind = UndefinedVariableError if isinstance(exc, UndefinedError) else TemplateError
         return kind(f"cannot render '{source}': {_describe(exc)}", pos=pos)
+
+
+_SINGLE: dict[str, str | None] = {}
+
+
+def _single_expression(value: str) -> str | None:
+    """The expression of a value that is exactly one ``{{ expr }}``, else None: a regex
+    match once per distinct text (the same task values render on every host)."""
+    try:
+        return _SINGLE[value]
+    except KeyError:
+        pass
+    match = _SINGLE_EXPR.match(value)
+    if len(_SINGLE) >= 20_000:  # texts made at run time must not grow it without bound
+        _SINGLE.clear()
+    found = _SINGLE[value] = match.group("expr") if match else None
+    return found
 
 
 def literal_backslashes(env: jinja2.Environment, source: str, *, bare: bool = False) -> str:

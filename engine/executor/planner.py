@@ -10,6 +10,7 @@ from typing import Any
 from engine import actions, undo
 from engine.actions.base import Result
 from engine.errors import SmlplayError, ValidationError
+from engine.events import NullSink
 from engine.executor.inherited import Inherited
 from engine.executor.keywords import KeywordsMixin
 from engine.executor.outcome import TaskResult
@@ -190,7 +191,8 @@ class PlannerMixin(KeywordsMixin):
         record = step.to_dict()
         if self.plan:
             self.plan[-1]["steps"].append(record)
-        self.sink.emit("plan_step", **record)
+        if type(self.sink) is not NullSink:  # a dry-run's plan: nobody listens
+            self.sink.emit("plan_step", **record)
 
 class _NoTransport:
     """The transport a planning action gets in a dry-run: using it is a bug."""
