@@ -91,13 +91,16 @@ class VarScope(Mapping[str, Any]):
         templar: Templar,
         *,
         magic: Mapping[str, Any] | None = None,
+        patch_roots: frozenset[str] | None = None,
     ) -> None:
+        """``patch_roots``: what :attr:`Layer.patch_roots` of ``layers`` add up to, where the
+        caller knows it (worked out on first use otherwise)."""
         self._layers = list(layers)
         self._templar = templar
         self._magic = dict(magic or {})
         self._cache: dict[str, Any] = {}
         self._resolving: list[str] = []
-        self._patch_roots: set[str] | None = None
+        self._patch_roots: frozenset[str] | set[str] | None = patch_roots
 
     # -- Mapping protocol ------------------------------------------------------------------
     def __contains__(self, key: object) -> bool:
@@ -165,7 +168,8 @@ class VarScope(Mapping[str, Any]):
         """A scope with more layers on top (loop variables, task vars)."""
         merged = dict(self._magic)
         merged.update(magic or {})
-        return VarScope([*self._layers, *layers], self._templar, magic=merged)
+        roots = None if self._patch_roots is None else self._patch_roots.union(*(layer.patch_roots for layer in layers))
+        return VarScope([*self._layers, *layers], self._templar, magic=merged, patch_roots=frozenset(roots) if roots is not None else None)
 
     def with_magic(self, **magic: Any) -> VarScope:
         return self.child([], magic)

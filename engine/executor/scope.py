@@ -78,7 +78,17 @@ class ScopeMixin(RunnerState):
             layers.append(self._task_vars_layer(task))
         layers.append(self._facts_layer(host))
         layers.extend(self.options.extra_vars)
-        return VarScope(layers, self.templar, magic=self._magic(host, role_scope))
+        # only -e layers patch (Layer.patch_roots): theirs, once per run, and the block's
+        roots = self._extra_patch_roots().union(*(layer.patch_roots for layer in inherited.layers)) if inherited.layers else self._extra_patch_roots()
+        return VarScope(layers, self.templar, magic=self._magic(host, role_scope), patch_roots=roots)
+
+    def _extra_patch_roots(self) -> frozenset[str]:
+        extra = self.options.extra_vars
+        hit = self.__dict__.get("_extra_roots")
+        if hit is None or hit[0] is not extra or hit[1] != len(extra):
+            roots = frozenset().union(*(layer.patch_roots for layer in extra))
+            hit = self.__dict__["_extra_roots"] = (extra, len(extra), roots)
+        return hit[2]
 
     def _facts_layer(self, host: str) -> Layer:
         """The host's facts layer: one per host while its facts are the same dict (the layer
