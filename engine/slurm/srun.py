@@ -3,12 +3,17 @@
 Every process of a serving stack runs as its own step of one holding job:
 
     srun --jobid J --overlap --nodes 1 --ntasks 1 --nodelist NODE [--job-name NAME]
-         [--output LOG] [container flags] bash -c SCRIPT
+         [--output LOG] [container flags] bash --norc -c SCRIPT
 
 ``--overlap`` lets steps share the CPUs and GPUs the job holds (a router and a worker on
 the same node); ``--nodes 1 --ntasks 1 --nodelist NODE`` pins exactly one task to the
 chosen node. The step inherits the job's GPUs (CUDA_VISIBLE_DEVICES uses the node's
 global GPU numbers).
+
+``--norc``: srun propagates ``SSH_CLIENT`` from a login session, and bash then sources
+``~/.bashrc`` even for ``-c``; a noisy or slow rc file (``pyenv init``) would land in every
+worker log and delay every start. The step's environment is the propagated one, as in an
+sbatch script.
 
 Environment variables are **not** passed with ``srun --export``: they are prepended to the
 script as ``export NAME=VALUE`` lines. ``--export`` cannot carry values with commas, and
@@ -268,7 +273,7 @@ def srun_argv(
     argv += list(extra_args)
     flags = container or ContainerFlags()
     argv += flags.args()
-    argv += [*flags.command_prefix(), "bash", "-c", script_with_env(script, env or {})]
+    argv += [*flags.command_prefix(), "bash", "--norc", "-c", script_with_env(script, env or {})]
     return argv
 
 

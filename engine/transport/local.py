@@ -38,7 +38,7 @@ class LocalTransport:
         timeout: float | None = None,
         stdin: bytes | None = None,
     ) -> CommandResult:
-        argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        argv = ["bash", "--norc", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         full_env = {**os.environ, **env} if env else None
         start = time.monotonic()
         try:
@@ -82,7 +82,7 @@ class LocalTransport:
         private_mkdir(log.parent)  # the log may hold secrets: new directories 0700, the file 0600
         with open(log, "ab", opener=private_opener) as out:  # 0600: it may hold secrets
             proc = subprocess.Popen(
-                ["bash", "-c", spec.cmd],
+                ["bash", "--norc", "-c", spec.cmd],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

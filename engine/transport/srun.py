@@ -2,7 +2,7 @@
 
 Every command is one step of the holding job, pinned to the node::
 
-    srun --jobid J --overlap --nodes 1 --ntasks 1 --nodelist NODE [container flags] bash -c S
+    srun --jobid J --overlap --nodes 1 --ntasks 1 --nodelist NODE [container flags] bash --norc -c S
 
 launched by the node's *gateway* transport (the login host over SSH, or local when the
 engine runs on a login node or inside the job). Foreground commands go to one long-lived

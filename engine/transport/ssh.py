@@ -23,7 +23,8 @@ cause. paramiko is imported lazily: ``smlplay --help`` and local-only runs never
 
 A host's settings (``ssh_*`` variables, ``~/.ssh/config``) are :mod:`.ssh_hosts`; logging in
 (host keys, jump hosts, retries, errors) is :mod:`.ssh_connect`; files are :mod:`.ssh_files`,
-TCP streams :mod:`.ssh_tcp`; this module is the transport: connection, shells, processes.
+TCP streams :mod:`.ssh_tcp`, the pool of persistent shells :mod:`.ssh_pool`; this module is
+the transport: connection, commands, processes.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from engine.errors import TransportError, UnreachableError, ValidationError
-from engine.transport import _paramiko
 from engine.transport._shell import (
     LOST_RC,
     Framed,
@@ -56,6 +56,7 @@ from engine.transport.base import BackgroundSpec, CommandResult, Connection, Pro
 from engine.transport.ssh_connect import _connect_chain, _Retry
 from engine.transport.ssh_files import SftpFiles
 from engine.transport.ssh_hosts import SshHostSpec
+from engine.transport.ssh_pool import ShellPool
 from engine.transport.ssh_tcp import open_tcp
 
 if TYPE_CHECKING:
@@ -99,11 +100,14 @@ class SshTransport:
         self._connect_lock = threading.Lock()
         self._clients: list[paramiko.SSHClient] = []  # jump hosts..., target last
         self._generation = 0
-        self._pool = threading.Condition()
-        self._idle: list[RemoteShell] = []
-        self._open_shells = 0  # idle + in use + being opened
-        self._max_shells = spec.max_shells
-        self._persistent = True  # False: every command over its own exec channel
+        self._shells = ShellPool(
+            spec.name,
+            spec.max_shells,
+            lambda: RemoteShell.open(
+                self._transport(), timeout=spec.connect_timeout, generation=self._generation
+            ),
+            self._connected,
+        )
         self._files = SftpFiles(spec.name, self._transport)
         self._closed = False
         self._inflight: dict[bytes, int] = {}  # command token -> its process group
@@ -139,6 +143,10 @@ class SshTransport:
             t.set_keepalive(30)
             return t
 
+    def _connected(self) -> bool:
+        t = self._clients[-1].get_transport() if self._clients else None
+        return t is not None and t.is_active()
+
     def _connect_with_retries(self) -> list[paramiko.SSHClient]:
         spec = self.spec
         delay = 0.5
@@ -158,11 +166,7 @@ class SshTransport:
 
     def _drop_connection(self) -> None:
         """Forget a dead connection: idle shells and SFTP go with it (caller holds the lock)."""
-        with self._pool:
-            stale, self._idle = self._idle, []
-            self._open_shells -= len(stale)
-        for shell in stale:
-            shell.close()
+        self._shells.drop_idle()
         self._files.drop()
         for client in reversed(self._clients):
             client.close()
@@ -172,89 +176,13 @@ class SshTransport:
         with self._connect_lock:
             self._closed = True
             self._drop_connection()
-        with self._pool:
-            self._pool.notify_all()
+        self._shells.wake_all()
 
     def __enter__(self) -> SshTransport:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- the shell pool ---------------------------------------------------------------
-
-    def _acquire(self) -> RemoteShell | None:
-        """An idle shell, a new one (up to the limit), or None: use a one-shot channel."""
-        while True:
-            with self._pool:
-                while True:
-                    if not self._persistent:
-                        return None
-                    if self._idle:
-                        return self._idle.pop()
-                    if self._open_shells < self._max_shells:
-                        self._open_shells += 1
-                        break
-                    self._pool.wait()
-            t: paramiko.Transport | None = None
-            try:
-                t = self._transport()
-                return RemoteShell.open(
-                    t, timeout=self.spec.connect_timeout, generation=self._generation
-                )
-            except TransportError:  # unreachable, or closed meanwhile
-                self._forget_slot()
-                raise
-            except ShellBroken as exc:
-                # The shell started but never answered: no usable bash there. Give up on
-                # persistent shells for this host; commands take one exec channel each.
-                log.warning(
-                    "%s: no persistent shell (%s); using one channel per command", self.host, exc
-                )
-                with self._pool:
-                    self._open_shells -= 1
-                    self._persistent = False
-                    self._pool.notify_all()
-                return None
-            except Exception as exc:
-                _paramiko.load()  # without invoke
-                import paramiko
-
-                with self._pool:
-                    self._open_shells -= 1
-                    self._pool.notify()
-                    # A refused channel (MaxSessions on the server; paramiko does not always
-                    # say ChannelException) on a live connection with shells already open
-                    # means "no more": settle for those. Anything else is an error.
-                    refused = (
-                        isinstance(exc, paramiko.SSHException) and t is not None and t.is_active()
-                    )
-                    if not refused or self._open_shells == 0:
-                        raise TransportError(
-                            f"host {self.host}: cannot open a session channel: {exc}"
-                        ) from exc
-                    self._max_shells = self._open_shells
-                    log.info(
-                        "%s: server refused shell %d (%s); keeping %d",
-                        self.host,
-                        self._open_shells + 1,
-                        exc,
-                        self._open_shells,
-                    )
-
-    def _forget_slot(self) -> None:
-        with self._pool:
-            self._open_shells -= 1
-            self._pool.notify()
-
-    def _release(self, shell: RemoteShell) -> None:
-        if shell.healthy and shell.generation == self._generation and not self._closed:
-            with self._pool:
-                self._idle.append(shell)
-                self._pool.notify()
-            return
-        shell.close()
-        self._forget_slot()
 
     # -- commands ---------------------------------------------------------------------
 
@@ -281,7 +209,7 @@ class SshTransport:
 
         outcome: Outcome | None = None
         try:
-            shell = self._acquire()
+            shell = self._shells.acquire()
             if shell is not None:
                 try:
                     outcome = shell.execute(
@@ -300,7 +228,7 @@ class SshTransport:
                             exc,
                         )
                 finally:
-                    self._release(shell)
+                    self._shells.release(shell, self._generation if not self._closed else -1)
             if outcome is None:
                 outcome = self._run_oneshot(framed, deadline, on_start)
         finally:
@@ -383,15 +311,17 @@ class SshTransport:
     def start(
         self, spec: BackgroundSpec, *, critical: bool = False, tier: int = 1
     ) -> ProcessRecord:
-        """``setsid nohup bash -c CMD > LOG 2>&1 < /dev/null &``: a new session, so the process
-        outlives the channel and its group (pgid = pid) can be signalled as a whole."""
+        """``setsid nohup bash --norc -c CMD > LOG 2>&1 < /dev/null &``: a new session, so the
+        process outlives the channel and its group (pgid = pid) can be signalled as a whole.
+        ``--norc``: sshd's ``SSH_CLIENT`` would make bash source ``~/.bashrc`` a second time,
+        into the process log."""
         log_path = spec.log
         if spec.cwd and not posixpath.isabs(log_path) and not log_path.startswith("~"):
             log_path = posixpath.join(spec.cwd, log_path)
         quoted_log = shell_path(log_path)
         script = (
             f'(umask 077 && mkdir -p -- "$(dirname -- {quoted_log})" && : >>{quoted_log}) || exit 1\n'  # private log
-            f"setsid nohup bash -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
+            f"setsid nohup bash --norc -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
             "echo $!"
         )
         result = self._check(
@@ -494,9 +424,9 @@ def connect_all(
         try:
             transport.connect()
             # Open the first shell too, so the first task pays no login-shell start.
-            shell = transport._acquire()
+            shell = transport._shells.acquire()
             if shell is not None:
-                transport._release(shell)
+                transport._shells.release(shell, transport._generation)
         except TransportError as exc:
             transport.close()
             return exc

@@ -103,46 +103,16 @@ def slurm(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
 import json  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 import uuid  # noqa: E402
 from typing import Any  # noqa: E402
 
+from tests.ports import free_ports as free_ports  # noqa: E402  (re-exported for the cluster and fault tests)
 from tests.transport.conftest import Sshd, sshd  # noqa: E402, F401  (the loopback sshd)
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
 LOCAL_SLURM_INVENTORY = REPO / "inventory" / "local-slurm.yaml"
-
-
-def free_ports(count: int = 1, *, consecutive: bool = False) -> list[int]:
-    """Ports nothing listens on at 127.0.0.1 right now (distinct; consecutive if asked)."""
-    if consecutive:
-        for _ in range(200):
-            base = free_ports()[0]
-            if base + count > 65535:
-                continue
-            socks = []
-            try:
-                for port in range(base, base + count):
-                    s = socket.socket()
-                    socks.append(s)
-                    s.bind(("127.0.0.1", port))
-                return list(range(base, base + count))
-            except OSError:
-                continue
-            finally:
-                for s in socks:
-                    s.close()
-        raise RuntimeError(f"no {count} consecutive free ports found")
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @dataclass(frozen=True)

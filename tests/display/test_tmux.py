@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 120, 50
@@ -70,12 +71,6 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         yield term
     finally:
         subprocess.run(["tmux", "-L", term.socket, "kill-server"], capture_output=True, timeout=20, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def smlplay() -> str:

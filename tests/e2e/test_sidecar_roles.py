@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import Workdir, pid_alive
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -43,24 +44,9 @@ def need_binaries(*names: str) -> None:
         pytest.skip(reason)
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def port_base(span: int) -> int:
     """A port P with P..P+span-1 all free on loopback (sidecars add node_slot to a base)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + span < 65000 and all(_free(base + i) for i in range(span)):
-            return base
-    raise RuntimeError("no run of free ports")
+    return free_ports(span, consecutive=True)[0]
 
 
 def started_pids(work: Workdir) -> list[int]:

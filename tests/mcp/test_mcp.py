@@ -26,14 +26,10 @@ if os.environ.get("CI") != "true":  # under CI a missing SDK is a failure, not a
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = {"check", "render", "preflight", "run", "status", "logs", "down", "explain-var"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def text_of(result: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from click.testing import CliRunner
 from engine.cli import main
 from engine.logfollow import Follower
 from engine.runs import RunRecord
+from tests.ports import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,12 +68,6 @@ def test_follower_prefixes_and_waits_for_whole_lines(tmp_path: Path) -> None:
     task.write_text("$ sbatch\n")
     got = [(line.source, line.path, line.line) for line in follower.poll()]
     assert got == [("login/allocate-the-nodes", "logs/login/allocate-the-nodes.log", "$ sbatch"), ("prefill-0-r0@slurm-node1", "logs/slurm-node1/prefill-0-r0.process.log", "half a line")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_status_and_logs_follow_of_a_live_run(tmp_path: Path) -> None:

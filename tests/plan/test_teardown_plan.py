@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
+from tests.ports import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = ["playbooks/llama70b.yaml", "-i", "inventory/example-cluster.yaml"]
@@ -59,6 +60,14 @@ def test_cluster_dry_run_shows_the_teardown_with_scancel() -> None:
     assert "registered by 'router : start the router' at ../roles/router/tasks/main.yml:" in section
 
 
+def test_a_bare_router_gets_one_second() -> None:
+    # smg keeps serving for a fixed 5 s settle window after SIGTERM: nobody needs it when the
+    # whole stack goes down, so without OpenTela the router is killed after 1 s
+    plan = json.loads(_render(*CLUSTER, "-e", "opentela.enabled=false", "--format", "json"))
+    entries = [e for t in plan["teardown"]["tiers"] for e in t["entries"]]
+    assert [e["grace"] for e in entries if e.get("name") == "router"] == [1.0]
+
+
 def test_json_and_markdown_carry_the_same_teardown(cluster_json: dict[str, Any]) -> None:
     tiers = cluster_json["teardown"]["tiers"]
     assert [t["tier"] for t in tiers] == sorted(t["tier"] for t in tiers)
@@ -66,7 +75,10 @@ def test_json_and_markdown_carry_the_same_teardown(cluster_json: dict[str, Any])
     assert labels[-1] == "release the allocation (scancel '<job id>')"
     assert {"stop router@slurm-node1", "stop prefill-0-r0@slurm-node1", "stop decode-0-r0@slurm-node2"} <= set(labels)
     workers = next(t for t in tiers if t["tier"] == 1)
-    assert all(e["kind"] == "process" and e["grace"] == 10.0 and e["how"] for e in workers["entries"])
+    assert all(e["kind"] == "process" and e["how"] for e in workers["entries"])
+    # workers get 10 s to flush; the router, wrapped by OpenTela here, otela's 30 s to deregister
+    graces = {e["name"]: e["grace"] for e in workers["entries"]}
+    assert graces.pop("router") == 30.0 and set(graces.values()) == {10.0}, graces
     markdown = _render(*CLUSTER, "--format", "markdown")
     md = markdown[markdown.index("## Teardown"):]
     text = _render(*CLUSTER)
@@ -110,12 +122,6 @@ def test_a_process_a_task_stops_is_marked(tmp_path: Path) -> None:
     assert "  TIER 0 (benchmarks and clients)\n    - stop sleeper@localhost\n" in section
     assert "stopped earlier by task 'stop it' (then teardown finds it gone)" in section
     assert "wait up to 2s (grace)" in section
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_plan_shows_what_a_real_run_registers(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,24 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ports import free_ports
+
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 #: Upper bound on how long any test server lives, even if teardown never runs.
 LIFETIME_S = 120
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports on loopback (sockets held open until all are picked)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Proc:

@@ -35,7 +35,7 @@ def _through_bash(command: str) -> list[str]:
 def test_rendered_command_arrives_byte_identical(script: str) -> None:
     argv = srun_argv("42", "n3", script, name="router step", output="/tmp/a b/$x.log")
     assert _through_bash(render(argv)) == argv
-    assert argv[-3:] == ["bash", "-c", script]
+    assert argv[-4:] == ["bash", "--norc", "-c", script]
 
 
 @pytest.mark.parametrize("script", NASTY_SCRIPTS)
@@ -50,7 +50,7 @@ def test_env_values_arrive_intact_in_the_step_script(script: str) -> None:
 def test_plain_step_argv() -> None:
     assert srun_argv("7", "n1", "hostname") == [
         "srun", "--jobid", "7", "--overlap", "--nodes", "1", "--ntasks", "1",
-        "--nodelist", "n1", "bash", "-c", "hostname",
+        "--nodelist", "n1", "bash", "--norc", "-c", "hostname",
     ]  # fmt: skip
 
 
@@ -62,7 +62,7 @@ def test_named_step_with_log_and_extra_args() -> None:
     assert step.argv() == [
         "srun", "--jobid", "7", "--overlap", "--nodes", "1", "--ntasks", "1",
         "--nodelist", "n1", "--job-name", "worker", "--output", "/logs/w.log",
-        "--mpi=none", "bash", "-c", "serve",
+        "--mpi=none", "bash", "--norc", "-c", "serve",
     ]  # fmt: skip
     assert step.command().startswith("srun --jobid 7 --overlap")
 
@@ -84,7 +84,7 @@ def test_pyxis_flags() -> None:
     ]  # fmt: skip
     argv = srun_argv("9", "nid001", "python -m sglang", container=flags)
     assert argv[10:12] == ["--container-image", "/images/sglang.sqsh"]
-    assert argv[-3:] == ["bash", "-c", "python -m sglang"]
+    assert argv[-4:] == ["bash", "--norc", "-c", "python -m sglang"]
     assert _through_bash(render(argv)) == argv
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,17 +20,12 @@ from engine.errors import TransportError, UnreachableError, ValidationError
 from engine.transport._shell import _Stream, frame
 from engine.transport.base import BackgroundSpec, Transport
 from engine.transport.ssh import SshHostSpec, SshTransport, connect_all
+from tests.ports import free_port as _free_port
 
 if TYPE_CHECKING:
     from tests.transport.conftest import Sshd
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _transport(sshd: Sshd, name: str = "box", **extra: Any) -> SshTransport:
@@ -88,6 +82,12 @@ def test_from_vars_defaults_and_types() -> None:
         SshHostSpec.from_vars("login1", {"ssh_port": "twenty"}, ssh_config=None)
     with pytest.raises(ValidationError, match="ssh_strict_host_key_checking must be true or false"):
         SshHostSpec.from_vars("login1", {"ssh_strict_host_key_checking": "maybe"}, ssh_config=None)
+    # a timeout is a duration, as everywhere else a time is asked for
+    assert SshHostSpec.from_vars("login1", {"ssh_connect_timeout": "2m"}, ssh_config=None).connect_timeout == 120.0
+    assert SshHostSpec.from_vars("login1", {"ssh_connect_timeout": 2.5}, ssh_config=None).connect_timeout == 2.5
+    for bad in ("0s", 0, "soon", True):
+        with pytest.raises(ValidationError, match="ssh_connect_timeout must be"):
+            SshHostSpec.from_vars("login1", {"ssh_connect_timeout": bad}, ssh_config=None)
 
 
 def test_from_vars_reads_ssh_config(tmp_path: Path) -> None:
@@ -208,7 +208,7 @@ def test_eight_threads_on_one_host(ssh: SshTransport) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert ssh._open_shells <= ssh.spec.max_shells
+    assert ssh._shells.open_count <= ssh.spec.max_shells
 
 
 @pytest.mark.cluster
@@ -218,8 +218,8 @@ def test_broken_shell_falls_back_and_recovers(ssh: SshTransport) -> None:
     assert r.rc == 255 and "remote shell died" in r.stderr
     assert ssh.run("echo again").stdout == "again\n"
     # A shell whose channel broke while idle: the command goes over an exec channel.
-    assert ssh._idle, "expected an idle shell in the pool"
-    for shell in ssh._idle:
+    assert ssh._shells.idle, "expected an idle shell in the pool"
+    for shell in ssh._shells.idle:
         shell.channel.close()
     r = ssh.run("echo via-exec; echo e >&2; exit 5")
     assert (r.rc, r.stdout, r.stderr) == (5, "via-exec\n", "e\n")
@@ -270,6 +270,30 @@ def test_start_alive_stop(ssh: SshTransport, tmp_path: Path) -> None:
     assert _gone(pid)
     assert not ssh.alive(proc)
     assert ssh.stop(proc, grace=1) is False
+
+
+@pytest.mark.cluster
+def test_a_started_process_does_not_read_the_login_rc_files(
+    ssh: SshTransport, tmp_path: Path
+) -> None:
+    # sshd sets SSH_CLIENT, and bash sources ~/.bashrc for a `bash -c` it believes sshd
+    # started: without --norc a noisy or slow rc file (pyenv init on these machines) lands
+    # in every process log and delays every start.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("echo RC-FILE-WAS-READ\n")
+    log = tmp_path / "svc.log"
+    spec = BackgroundSpec(
+        name="svc", cmd="echo started; exec sleep 300", log=str(log), env={"HOME": str(home)}
+    )
+    proc = ssh.start(spec)
+    try:
+        deadline = time.monotonic() + 5
+        while "started" not in ssh.tail(str(log)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ssh.tail(str(log)) == "started\n"
+    finally:
+        ssh.stop(proc, grace=1)
 
 
 @pytest.mark.cluster

@@ -118,9 +118,9 @@ def _srun_tail(argv: list[str]) -> list[str]:
 
 
 def _what_srun_runs(argv: list[str]) -> list[str]:
-    """The command srun would start on the node: everything from ``bash -c`` on."""
+    """The command srun would start on the node: everything from ``bash --norc -c`` on."""
     i = argv.index("bash")
-    assert argv[i + 1] == "-c" and len(argv) == i + 3
+    assert argv[i + 1 : i + 3] == ["--norc", "-c"] and len(argv) == i + 4
     return argv[i:]
 
 
@@ -151,6 +151,7 @@ def test_foreground_step_argv() -> None:
         "--nodelist",
         "n3",
         "bash",
+        "--norc",
         "-c",
         "echo hi",
     ]
@@ -261,7 +262,7 @@ def test_container_flags_are_read_at_every_call() -> None:
     assert tail[tail.index("--container-mounts") + 1] == "/data:/data"
     # site flags after the generated ones, container flags after them, the command last
     assert tail.index("--nodelist") < tail.index("--mpi=none") < tail.index("--container-image")
-    assert tail[-3:-1] == ["bash", "-c"]
+    assert tail[-4:-1] == ["bash", "--norc", "-c"]
 
 
 # ----------------------------------------------------------------------------- files
