@@ -201,6 +201,8 @@ class Inventory:
         read-only."""
         with self._lock:
             if self._groups_cache is None:
+                # a host's groups change with them (host_groups() relied on running first)
+                self._host_groups_cache.clear()
                 self._groups_cache = {name: self.group_hosts(name) for name in self.groups}
             return self._groups_cache
 
