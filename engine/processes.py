@@ -62,6 +62,10 @@ class ProcessRegistry:
         self._transport_for = transport_for
         self._on_change = on_change or (lambda: None)
         self.on_lost = on_lost  # settable: the run wires it to a warning
+        #: Settable: called once, by whichever thread noticed it (the monitor, mostly), with
+        #: the first death of a critical process, so the run can say so at once instead of
+        #: when the task in flight (an srun step being launched over SSH) returns.
+        self.on_death: Callable[[ProcessDeath], None] | None = None
         self._lost: set[tuple[str, str]] = set()
         self._procs: dict[tuple[str, str], ProcessRecord] = {}
         self._lock = threading.Lock()
@@ -122,9 +126,15 @@ class ProcessRegistry:
                 if self.on_lost is not None:
                     self.on_lost(ProcessDeath(record, self.tail(record)))
                 continue
-            self.death = ProcessDeath(record, self.tail(record))
+            death = ProcessDeath(record, self.tail(record))
+            with self._lock:  # two threads may see it die at once: one death, announced once
+                if self.death is not None:
+                    return self.death
+                self.death = death
             self.failure.set()
-            return self.death
+            if self.on_death is not None:
+                self.on_death(death)
+            return death
         return None
 
     def start_monitor(self, interval: float = 0.5, *, on_death: Callable[[ProcessDeath], None] | None = None) -> None:

@@ -254,6 +254,7 @@ def execute(
         try:
             if not options.dry_run:
                 runner.processes.on_lost = lambda lost: sinks.emit("warning", message=lost.warning())
+                runner.processes.on_death = lambda d: sinks.emit("process_died", host=d.record.host, name=d.record.name, log=d.record.log, tail=d.tail)
                 # A death stops foreground commands in flight (a benchmark client would
                 # otherwise run to its end before the executor looks between tasks).
                 runner.processes.start_monitor(on_death=lambda _death: interrupter.fire())

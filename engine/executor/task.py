@@ -200,6 +200,7 @@ class TaskMixin(AttemptsMixin):
             raise PlayFailed(self.control.reason or "interrupted")
         death = self.processes.check() if not self.options.dry_run else None
         if death is not None:
-            self.sink.emit("process_died", host=death.record.host, name=death.record.name, log=death.record.log, tail=death.tail)
+            if self.processes.on_death is None:  # else it was announced when it was noticed
+                self.sink.emit("process_died", host=death.record.host, name=death.record.name, log=death.record.log, tail=death.tail)
             raise PlayFailed(death.message())
 

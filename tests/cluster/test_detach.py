@@ -42,8 +42,15 @@ def test_detached_run_serves_until_down(cli: Cli) -> None:
         time.sleep(0.3)
     after = job_info(local_run, job)
     assert after is None or after.is_finished
+    # the engine in the job tore down: its record says so step by step (what the console
+    # shows of it is the live view's business), and its log names the stop that ran
     log = (record / "engine.log").read_text()
-    assert "TEARDOWN" in log and "stop sleeper@" in log, log  # the engine in the job tore down
+    events = [json.loads(line) for line in (record / "events.jsonl").read_text().splitlines() if line.strip()]
+    assert any(e["event"] == "teardown_start" for e in events), log
+    steps = {e["label"]: (e["status"], e.get("detail")) for e in events if e["event"] == "teardown_step"}
+    stops = [label for label in steps if label.startswith("stop sleeper@")]
+    assert stops and all(steps[label] == ("ok", "stopped") for label in stops), (steps, log)
+    assert f"ok: tier 1: {stops[0]} (stopped)" in log, log
     sleeper_logs = list((record / "logs").rglob("sleeper.process.log"))
     assert sleeper_logs and f"got TERM {cli.marker}" in sleeper_logs[0].read_text()
 

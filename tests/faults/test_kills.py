@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,7 +74,18 @@ def _strike(watch: Watch, stack: Stack, kill: Kill) -> float:
     else:
         watch.task_started("run the benchmark")
         time.sleep(1.0)  # let requests flow
+    _wait_for_a_log_line(watch, kill.victim)
     return kill9(stack, kill.victim)
+
+
+def _wait_for_a_log_line(watch: Watch, victim: str, timeout: float = 10.0) -> None:
+    """The victim has written its first line (its start-up echo): the tail the engine must
+    show is then known to be there, on a machine slow enough to kill it before that."""
+    run_dir = Path(watch.wait_for(lambda e: e.get("event") == "run_start")[1]["run_dir"])
+    deadline = time.monotonic() + timeout
+    while not any(p.read_text().strip() for p in run_dir.rglob(f"{victim}.process.log")):
+        assert time.monotonic() < deadline, f"{victim} wrote nothing to its log under {run_dir} in {timeout}s"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("kill", KILLS, ids=[k.id for k in KILLS])
