@@ -29,17 +29,15 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, bench_parser, median_of, timed, write_json
 from ssh_tasks import commands, ensure_clean_user, sshd_env
 
-REPO = Path(__file__).resolve().parents[1]
 ANSIBLE = REPO / ".venv-ansible" / "bin" / "ansible-playbook"
 PROFILES = ("slow", "clean")
 
@@ -73,20 +71,6 @@ def smlplay_argv() -> list[str]:
     """The console script a user runs (the venv's ``smlplay``), else ``python -m engine``."""
     script = Path(sys.executable).parent / "smlplay"
     return [str(script)] if script.exists() else [sys.executable, "-m", "engine"]
-
-
-def timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> dict[str, float]:
-    """Whole-process wall time and the child's CPU time (user + system, from wait4)."""
-    import subprocess
-
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} ... failed (exit {os.waitstatus_to_exitcode(status)}):\n{out.decode()[-3000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def measure(profile: str, args: argparse.Namespace, sshd: dict[str, str]) -> dict[str, list[dict[str, float]]]:
@@ -129,7 +113,7 @@ def measure(profile: str, args: argparse.Namespace, sshd: dict[str, str]) -> dic
 
 def table(profile: str, runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> list[str]:
     def med(v: str, key: str) -> float:
-        return statistics.median(r[key] for r in runs[v])
+        return median_of(runs[v], key) or 0.0
 
     floor_wall, floor_cpu = med("floor", "wall_s"), med("floor", "cpu_s")
     lines = [
@@ -148,14 +132,12 @@ def table(profile: str, runs: dict[str, list[dict[str, float]]], args: argparse.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="measured rounds per profile (after 1 warm-up)")
+    parser = bench_parser(__doc__, runs=3, runs_help="measured rounds per profile (after 1 warm-up)")
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--profiles", default=",".join(PROFILES), help="slow,clean")
     parser.add_argument("--no-ansible", action="store_true", help="skip ansible-playbook even if .venv-ansible exists")
     parser.add_argument("--ansible-runs", type=int, default=1, help="ansible-playbook runs per profile (slow: ~1 min each)")
-    parser.add_argument("--json", type=Path, help="also write the raw timings here")
     args = parser.parse_args()
 
     sshd = sshd_env()
@@ -163,8 +145,7 @@ def main() -> None:
     print()
     for profile, runs in results.items():
         print("\n".join(table(profile, runs, args)) + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ It starts servers: run it under ``flock /tmp/smlplay-servers.lock`` on a shared 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -30,7 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, bench_parser, write_json
 
 PLAYBOOK = """
 - name: start the workers
@@ -93,10 +93,8 @@ def one_run(delays: list[float], workdir: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__, runs=2)
     parser.add_argument("--delays", default="1,3,7,15", help="seconds until each worker is healthy (one worker each)")
-    parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     delays = [float(d) for d in args.delays.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="smlplay-readiness-"))
@@ -120,8 +118,7 @@ def main() -> None:
     print(f"median lag {statistics.median(lags):.2f} s (target < 1 s), max {max(lags):.2f} s")
     print(f"task wall {task:.2f} s; slowest worker {max(delays):.1f} s (x{task / max(delays):.2f}); "
           f"sum of delays {sum(delays):.1f} s (x{task / sum(delays):.2f})")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,8 @@ The variants take turns; one warm-up round, then the median of ``--runs``::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_tasks import smlplay_argv, timed
+from _common import bench_parser, median_of, timed, write_json
+from cli_tasks import smlplay_argv
 from ssh_tasks import commands, expected
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,10 +106,8 @@ def run_floor(tasks: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser = bench_parser(__doc__, runs=3)
     parser.add_argument("--tasks", type=int, default=50)
-    parser.add_argument("--json", type=Path)
     parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
@@ -136,13 +133,12 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n".join(table(runs, args)))
-    if args.json:
-        args.json.write_text(json.dumps(runs, indent=2))
+    write_json(args.json, runs)
 
 
 def table(runs: dict[str, list[dict[str, float]]], args: Any) -> list[str]:
     def med(v: str, key: str) -> float:
-        return statistics.median(r[key] for r in runs[v])
+        return median_of(runs[v], key) or 0.0
 
     lines = [
         f"srun, {NODES} nodes of the local Slurm cluster x {args.tasks} tasks, whole process incl. allocate "

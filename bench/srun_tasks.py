@@ -15,7 +15,6 @@ nodes to the last result (the run's events), divided by the tasks. Variants:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -24,7 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, bench_parser
 
 PLAYBOOK = """
 - hosts: localhost
@@ -58,9 +58,8 @@ def timed(path: Path, env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__, runs=3, json_out=False)
     parser.add_argument("--tasks", type=int, default=40)
-    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     subprocess.run(["bash", str(REPO / "tests/cluster/local-slurm.sh"), "up"], check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import time
@@ -37,7 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, bench_parser, median_of, write_json
+
 SSHD = REPO / "tests" / "cluster" / "sshd.sh"
 ANSIBLE_VENV = Path("/tmp/smlplay-bench-ansible")
 CLEAN_USER = "smlbench"
@@ -306,8 +307,7 @@ def timed(argv: list[str], env: dict[str, str]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured rounds (after 1 warm-up)")
+    parser = bench_parser(__doc__, runs=5, runs_help="measured rounds (after 1 warm-up)")
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--variants", default=",".join(VARIANTS))
@@ -317,7 +317,6 @@ def main() -> None:
         action="store_true",
         help=f"log in as {CLEAN_USER!r}, a user with no rc files (created)",
     )
-    parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--cfg", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -356,14 +355,12 @@ def main() -> None:
                 runs[variant].append(marks)
             print(f"round {rnd} {variant:8s} {marks['wall_s']:7.2f} s", file=sys.stderr)
     print_table(runs, cfg, args.runs)
-    if args.json:
-        args.json.write_text(json.dumps({"cfg": cfg, "runs": runs}, indent=2))
+    write_json(args.json, {"cfg": cfg, "runs": runs})
 
 
 def print_table(runs: dict[str, list[dict[str, float]]], cfg: dict[str, Any], n: int) -> None:
     def med(variant: str, key: str) -> float | None:
-        values = [r[key] for r in runs[variant] if key in r]
-        return statistics.median(values) if values else None
+        return median_of(runs[variant], key)
 
     wall = {v: med(v, "wall_s") or 0.0 for v in runs}
     tasks = {v: med(v, "tasks_s") for v in runs}

@@ -15,7 +15,6 @@ Target (issue #15): under 5 s.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -28,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, bench_parser, median_of, write_json
 
 PLAYBOOK = """
 - name: allocate
@@ -92,10 +92,8 @@ def one_run(nodes: int, workdir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser = bench_parser(__doc__, runs=3)
     parser.add_argument("--nodes", type=int, default=2)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     subprocess.run(["bash", str(REPO / "tests/cluster/local-slurm.sh"), "up"], check=True, capture_output=True)
     workdir = Path(tempfile.mkdtemp(prefix="smlplay-teardown-"))
@@ -109,9 +107,8 @@ def main() -> None:
     clean = [r["clean_s"] for r in results]
     print(f"teardown on the local Slurm cluster: {args.nodes} nodes, one process each, {args.runs} runs")
     print(f"failure -> all processes stopped and the job released: median {statistics.median(clean):.2f} s "
-          f"(max {max(clean):.2f} s; target < 5 s); smlplay exited after {statistics.median(r['exit_s'] for r in results):.2f} s")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+          f"(max {max(clean):.2f} s; target < 5 s); smlplay exited after {median_of(results, 'exit_s'):.2f} s")
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

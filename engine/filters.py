@@ -65,6 +65,8 @@ def plain(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is bool or kind is float or value is None:
         return value  # the leaves, most of a plan: no import, no isinstance chain
+    if kind is dict or kind is list:  # what renders make: neither is a placeholder
+        return {str(k): plain(v) for k, v in value.items()} if kind is dict else [plain(v) for v in value]
     from engine.template import Unknown
 
     if isinstance(value, Unknown):

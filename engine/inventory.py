@@ -61,6 +61,7 @@ class Inventory:
         # groups_dict() is read by every variable scope: built once per inventory change
         self._groups_cache: dict[str, list[str]] | None = None
         self._host_groups_cache: dict[str, list[str]] = {}
+        self._layers_cache: dict[str, tuple[Any, ...]] = {}
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -200,6 +201,8 @@ class Inventory:
         read-only."""
         with self._lock:
             if self._groups_cache is None:
+                # a host's groups change with them (host_groups() relied on running first)
+                self._host_groups_cache.clear()
                 self._groups_cache = {name: self.group_hosts(name) for name in self.groups}
             return self._groups_cache
 
@@ -233,16 +236,22 @@ class Inventory:
             return sorted(depth, key=lambda g: (depth[g], g))
 
     def layers_for(self, name: str) -> list[Layer]:
-        """The group and host variable layers of a host, lowest precedence first."""
+        """The group and host variable layers of a host, lowest precedence first (built
+        once per host while the inventory and the host's vars are the same objects)."""
         with self._lock:
+            groups = self.groups_dict()  # a new dict after any change of hosts or groups
+            host = self.host(name)
+            hit = self._layers_cache.get(name)
+            if hit is not None and hit[0] is groups and hit[1] is host and hit[2] is host.vars:
+                return list(hit[3])
             layers = [
                 Layer("inventory group vars", f"group '{g}' ({self.groups[g].source})", self.groups[g].vars)
                 for g in self.host_groups(name)
                 if self.groups[g].vars
             ]
-            host = self.host(name)
             layers.append(Layer("inventory host vars", f"host '{name}' ({host.source})", host.vars))
-            return layers
+            self._layers_cache[name] = (groups, host, host.vars, layers)
+            return list(layers)
 
     def select(self, pattern: str | list[str], *, limit: str | None = None) -> list[str]:
         """Hosts matching an Ansible pattern: ``a:b`` union, ``a:&b`` intersection, ``a:!b``

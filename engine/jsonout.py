@@ -22,6 +22,7 @@ def dumps_sorted(data: Any) -> str:
         compact = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except (TypeError, ValueError):  # a non-str key, an int over 64 bits, ...
         return json.dumps(data, indent=2, sort_keys=True)
-    if compact != json.dumps(data, sort_keys=True, separators=(",", ":")).encode():
+    # orjson refuses a cycle (its depth limit), so this data has none: no markers needed
+    if compact != json.dumps(data, sort_keys=True, separators=(",", ":"), check_circular=False).encode():
         return json.dumps(data, indent=2, sort_keys=True)  # a float, NaN or non-ASCII text
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.remotelogs import RemoteLog, RemoteReader, remote_logs
 from engine.runlogs import task_logs
 from engine.runs import RunRecord
 
@@ -55,18 +56,47 @@ def _relative(path: Path, root: Path) -> str:
 
 @dataclass
 class Follower:
-    """Reads what is new in a run's logs since the last :meth:`poll`."""
+    """Reads what is new in a run's logs since the last :meth:`poll`: the files on this
+    machine directly, those of SSH hosts and srun nodes through their hosts
+    (:mod:`engine.remotelogs`)."""
 
     record: RunRecord
     task: str | None = None
-    offsets: dict[Path, int] = field(default_factory=dict)
-    partial: dict[Path, str] = field(default_factory=dict)
+    offsets: dict[Hashable, int] = field(default_factory=dict)
+    partial: dict[Hashable, str] = field(default_factory=dict)
+    reader: RemoteReader | None = None
 
     def paths(self) -> list[Path]:
         found = set(task_logs(self.record, self.task))
         if self.task is None:  # process logs kept outside the run directory (a shared path)
             found |= {p for p in _labels(self.record) if p.exists()}
-        return sorted(found)
+        elsewhere = {_absolute(r.path, self.record.path) for r in self.remote()}
+        return sorted(found - elsewhere)  # a remote log is read where it is written
+
+    def remote(self) -> list[RemoteLog]:
+        logs = remote_logs(self.record.state)
+        if self.task is not None:
+            wanted = {str(p) for p in task_logs(self.record, self.task)} | set(self._task_process_logs())
+            logs = [r for r in logs if str(_absolute(r.path, self.record.path)) in wanted or r.path in wanted]
+        return logs
+
+    def _task_process_logs(self) -> list[str]:
+        """The ``log`` of every result of the matching tasks (a remote path task_logs skips)."""
+        task = str(self.task).lower()
+        return [
+            str((e.get("result") or {}).get("log"))
+            for e in self.record.events()
+            if e.get("event") == "task_result" and task in str(e.get("task", "")).lower() and (e.get("result") or {}).get("log")
+        ]
+
+    def errors(self) -> dict[str, str]:
+        """Hosts whose logs could not be read at the last poll, and why."""
+        return dict(self.reader.errors) if self.reader is not None else {}
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
     def poll(self, *, final: bool = False) -> Iterator[LogLine]:
         self.record = RunRecord.open(str(self.record.path))  # processes started since
@@ -84,17 +114,47 @@ class Follower:
             with open(path, "rb") as f:
                 f.seek(start)
                 data = f.read(size - start)
-            self.offsets[path] = start + len(data)
-            text = self.partial.pop(path, "") + data.decode("utf-8", "replace")
-            lines = text.split("\n")
-            rest = lines.pop()  # after the last newline: a line still being written
-            if rest and not final:
-                self.partial[path] = rest
-            elif rest:
-                lines.append(rest)
             source, rel = source_of(path, labels), _relative(path, self.record.path)
-            for line in lines:
-                yield LogLine(source, rel, line)
+            yield from self._lines(path, start, data, source, rel, final)
+        yield from self._poll_remote(final)
+
+    def _poll_remote(self, final: bool) -> Iterator[LogLine]:
+        by_reader: dict[str, list[RemoteLog]] = {}
+        for log in self.remote():
+            by_reader.setdefault(log.reader, []).append(log)
+        if by_reader and self.reader is None:
+            self.reader = RemoteReader(self.record.state.get("hosts", {}))
+        for reader, logs in sorted(by_reader.items()):
+            assert self.reader is not None
+            while logs:  # a log with more than one chunk waiting is read again at once
+                keys = [(log.reader, log.path) for log in logs]
+                chunks = self.reader.read(reader, [(log.path, self.offsets.get(key, 0)) for log, key in zip(logs, keys, strict=True)])
+                more = []
+                for log, key, chunk in zip(logs, keys, chunks, strict=True):
+                    if chunk is None or (not chunk.data and not (final and self.partial.get(key))):
+                        continue
+                    rel = _relative(_absolute(log.path, self.record.path), self.record.path)
+                    yield from self._lines(key, chunk.start, chunk.data, log.source, rel, final and chunk.start + len(chunk.data) >= chunk.size)
+                    if final and chunk.start + len(chunk.data) < chunk.size:
+                        more.append(log)
+                logs = more
+
+    def _lines(self, key: Hashable, start: int, data: bytes, source: str, rel: str, final: bool) -> Iterator[LogLine]:
+        self.offsets[key] = start + len(data)
+        text = self.partial.pop(key, "") + data.decode("utf-8", "replace")
+        lines = text.split("\n")
+        rest = lines.pop()  # after the last newline: a line still being written
+        if rest and not final:
+            self.partial[key] = rest
+        elif rest:
+            lines.append(rest)
+        for line in lines:
+            yield LogLine(source, rel, line)
+
+
+def _absolute(path: str, root: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or path.startswith("~") else root / p
 
 
 def follow_run(
@@ -104,8 +164,9 @@ def follow_run(
     task: str | None = None,
     interval: float = 0.5,
     running: Callable[[], bool] | None = None,
-) -> None:
-    """Print what is there, then what comes, until the run's engine is gone."""
+) -> dict[str, str]:
+    """Print what is there, then what comes, until the run's engine is gone. Returns the
+    hosts whose logs could not be read at the end, and why."""
     follower = Follower(record, task)
 
     def still_running() -> bool:
@@ -117,11 +178,15 @@ def follow_run(
         return now.owner_alive() or (now.status == "kept-running" and any(r.state != "exited" for r in process_rows(now)))
 
     alive = running or still_running
-    for line in follower.poll():
-        emit(line)
-    while alive():
-        time.sleep(interval)
+    try:
         for line in follower.poll():
             emit(line)
-    for line in follower.poll(final=True):
-        emit(line)
+        while alive():
+            time.sleep(interval)
+            for line in follower.poll():
+                emit(line)
+        for line in follower.poll(final=True):
+            emit(line)
+        return follower.errors()
+    finally:
+        follower.close()

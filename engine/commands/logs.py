@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from engine.cli import _guard
+
+if TYPE_CHECKING:
+    from engine.logfollow import LogLine
 
 
 @click.command()
@@ -17,25 +21,35 @@ from engine.cli import _guard
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Text, or one JSON object per line (source, path, line).")
 @_guard
 def logs(run_id: str, task: str | None, follow: bool, output: str) -> None:
-    """Print a run's task and process logs."""
+    """Print a run's task and process logs (those on SSH hosts and srun nodes read there)."""
     from engine.errors import ValidationError
-    from engine.logfollow import Follower, LogLine, follow_run
+    from engine.logfollow import Follower, follow_run
     from engine.runlogs import task_logs
     from engine.runs import RunRecord
 
     record = RunRecord.open(run_id)
-    if task and not task_logs(record, task):
+    if task and not task_logs(record, task) and not Follower(record, task).remote():
         raise ValidationError(f"no logs in run {record.id} match task '{task}'", hint="`smlplay logs RUN` lists every log; task names are matched by substring")
-    if output == "json":
-        def as_json(line: LogLine) -> None:
-            click.echo(json.dumps(line.to_dict(), sort_keys=True))
+    emit = _emitter(output, follow)
+    if follow:
+        errors = follow_run(record, emit, task=task)
+    else:
+        follower = Follower(record, task)
+        try:
+            for line in follower.poll(final=True):
+                emit(line)
+            errors = follower.errors()
+        finally:
+            follower.close()
+    for host, why in sorted(errors.items()):
+        click.echo(f"warning: could not read the logs on {host}: {why}", err=True)
 
-        if follow:
-            follow_run(record, as_json, task=task)
-        else:
-            for line in Follower(record, task).poll(final=True):
-                as_json(line)
-        return
+
+def _emitter(output: str, follow: bool) -> Callable[[LogLine], None]:
+    """JSON lines; prefixed lines when following many logs at once; else each log after a
+    ``==> path <==`` header, as ``tail`` shows several files."""
+    if output == "json":
+        return lambda line: click.echo(json.dumps(line.to_dict(), sort_keys=True))
     if follow:
         width = [0]
 
@@ -43,17 +57,13 @@ def logs(run_id: str, task: str | None, follow: bool, output: str) -> None:
             width[0] = max(width[0], len(line.source))
             click.echo(f"{line.source:<{width[0]}} | {line.line}")
 
-        follow_run(record, prefixed, task=task)
-        return
-    for path in task_logs(record, task):  # the files one after the other, as `tail` shows them
-        data = path.read_bytes()
-        if data:
-            click.echo(f"==> {_relative(path, record.path)} <==")
-            click.echo(data.decode("utf-8", "replace"), nl=not data.endswith(b"\n"))
+        return prefixed
+    current = [""]
 
+    def with_headers(line: LogLine) -> None:
+        if line.path != current[0]:
+            current[0] = line.path
+            click.echo(f"==> {line.path} <==")
+        click.echo(line.line)
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
+    return with_headers

@@ -50,9 +50,18 @@ class KeywordsMixin(ScopeMixin):
             raise TemplateError(f"expected a boolean, got {rendered!r}", pos=position_of(value) or task.pos, context=task.where()) from None
 
     def _conditions(self, task: Task, inherited: Inherited) -> list[tuple[Any, Any]]:
-        return [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]
+        # the same list for every host of the task (while the block's conditions are the same)
+        cache: dict[int, tuple[Task, Any, list[tuple[Any, Any]]]] = self.__dict__.setdefault("_conditions_cache", {})
+        hit = cache.get(id(task))
+        if hit is not None and hit[0] is task and hit[1] is inherited.when:
+            return hit[2]
+        found = [*inherited.when, *((w, position_of(w) or task.pos) for w in task.when)]
+        cache[id(task)] = (task, inherited.when, found)
+        return found
 
     def _when(self, task: Task, scope: VarScope, inherited: Inherited, host: str) -> bool:
+        if not task.when and not inherited.when:
+            return True
         for expr, pos in self._conditions(task, inherited):
             ev = self._when_value(expr, pos, scope)
             if isinstance(ev, Failed):
@@ -84,7 +93,7 @@ class KeywordsMixin(ScopeMixin):
 
     def _placeholder(self, host: str) -> bool:
         """A dry-run's stand-in for a node that only exists once allocated."""
-        return any(isinstance(v, Unknown) for v in self._connection_vars(host).values())
+        return any(isinstance(v, Unknown) for v in self._shared_connection_vars(host).values())
 
     def _decidable(self, task: Task, scope: VarScope, inherited: Inherited) -> bool:
         """Can every ``when`` of the task be evaluated before the run (dry-run)?"""

@@ -10,6 +10,7 @@ from typing import Any
 from engine import actions, undo
 from engine.actions.base import Result
 from engine.errors import SmlplayError, ValidationError
+from engine.events import NullSink
 from engine.executor.inherited import Inherited
 from engine.executor.keywords import KeywordsMixin
 from engine.executor.outcome import TaskResult
@@ -116,7 +117,7 @@ class PlannerMixin(KeywordsMixin):
 
     def _plan_teardown(self, entry: dict[str, Any], task: Task, host: str, inherited: Inherited) -> None:
         typed = undo.from_dict(entry)
-        how = typed.how({k: str(v) for k, v in self._connection_vars(typed.host).items()})
+        how = typed.how({k: str(v) for k, v in self._shared_connection_vars(typed.host).items()})
         condition = self._condition(task, inherited)
         self.teardown.push(
             {
@@ -143,11 +144,11 @@ class PlannerMixin(KeywordsMixin):
 
     def _via(self, host: str) -> str | None:
         """How a dry-run says a host is reached (srun step, SSH), so reviewers see where."""
-        cv = self._connection_vars(host)
+        cv = self._shared_connection_vars(host)
         # the same text for every step of a host while its connection variables are equal
         cache: dict[str, tuple[Mapping[str, Any], str | None]] = self.__dict__.setdefault("_via_cache", {})
         hit = cache.get(host)
-        if hit is not None and hit[0] == cv:
+        if hit is not None and (hit[0] is cv or hit[0] == cv):
             return hit[1]
         text = self._describe_via(host, cv)
         cache[host] = (cv, text)
@@ -190,7 +191,8 @@ class PlannerMixin(KeywordsMixin):
         record = step.to_dict()
         if self.plan:
             self.plan[-1]["steps"].append(record)
-        self.sink.emit("plan_step", **record)
+        if type(self.sink) is not NullSink:  # a dry-run's plan: nobody listens
+            self.sink.emit("plan_step", **record)
 
 class _NoTransport:
     """The transport a planning action gets in a dry-run: using it is a bug."""

@@ -20,6 +20,12 @@ def has_unknown(value: Any) -> bool:
     stack = [value]
     while stack:
         v = stack.pop()
+        kind = type(v)
+        if kind is str or kind is int or kind is bool or v is None:
+            continue  # the leaves, most of the arguments: no isinstance chain
+        if kind is dict:  # what renders make
+            stack.extend(v.values())
+            continue
         if isinstance(v, Unknown | PartlyUnknown):
             return True
         if isinstance(v, Known):  # shared read-only values (a group's placement) hold none

@@ -9,6 +9,7 @@ from typing import Any
 from engine import actions, secrets
 from engine.actions.base import ActionContext, Result
 from engine.errors import SmlplayError, TemplateError, UndefinedVariableError, ValidationError
+from engine.events import NullSink
 from engine.executor.attempts import AttemptsMixin, _Progress, _Unreachable
 from engine.executor.context import HostState
 from engine.executor.inherited import Inherited
@@ -69,7 +70,8 @@ class TaskMixin(AttemptsMixin):
             if outcome.status == "skipped":
                 continue
             outcome.label = self._item_label(task, iscope, item)
-            self.sink.emit("item_result", task=task.display_name, host=host, item=_plain(outcome.label), status=outcome.status)
+            if type(self.sink) is not NullSink:  # a dry-run's plan: nobody listens, build nothing
+                self.sink.emit("item_result", task=task.display_name, host=host, item=_plain(outcome.label), status=outcome.status)
             if self.control.cancel.is_set() or self.processes.failure.is_set():
                 break  # the run is stopping (a signal, a critical process died): no more items
             if task.loop_control.pause:
@@ -113,6 +115,8 @@ class TaskMixin(AttemptsMixin):
         no_log = task.no_log or (inherited.no_log if inherited else False)
         if no_log:
             secrets.remember_no_log(result)
+        if type(self.sink) is NullSink:  # a dry-run's plan: nobody listens, build nothing
+            return ("ok" if ignored else status), result
         shown = _censor(result) if no_log else result
         self.sink.emit("task_result", task=task.display_name, host=host, status=status, ignored=ignored, result=_summary(shown), handler=handler, action=task.action)
         return ("ok" if ignored else status), result

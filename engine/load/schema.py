@@ -284,8 +284,6 @@ from engine.load.specs import (  # noqa: E402  (after the machinery they do not 
     Bool,
     EnvMap,
     Expr,
-    Number,
-    PosNumber,
     Str,
     StrList,
     TemplateStr,
@@ -294,6 +292,6 @@ from engine.load.specs import (  # noqa: E402  (after the machinery they do not 
 
 __all__ += [
     "ARG_SPEC", "BAD_VAR_NAME", "HEALTH", "HEALTH_FIELDS", "INVENTORY_GROUP", "PLAY", "ROLE_META",
-    "TASK_KEYWORD_SCHEMAS", "Bool", "EnvMap", "Expr", "Number", "PosNumber", "Str", "StrList",
+    "TASK_KEYWORD_SCHEMAS", "Bool", "EnvMap", "Expr", "Str", "StrList",
     "TemplateStr", "VarsMap",
 ]

@@ -25,6 +25,7 @@ from engine.load.types import (
     Nullable,
     OneOf,
     Port,
+    PositiveDuration,
     Regex,
     StrOrList,
     Templatable,
@@ -43,8 +44,6 @@ def TemplateStr(value: Any) -> str:
 Str = vol.All(str, vol.Length(min=1))
 StrList = StrOrList("a name or a list of names", empty=True)
 Expr = Condition()
-Number = vol.Any(int, float)
-PosNumber = vol.All(Number, vol.Range(min=0))
 Bool = Boolean()
 DURATION = Templatable(Duration())
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -217,10 +216,7 @@ CONNECTION_VARS: dict[Any, Any] = {
     vol.Optional("ssh_jump"): Nullable(str),
     vol.Optional("ssh_known_hosts"): vol.Any(str, [str]),
     vol.Optional("ssh_strict_host_key_checking"): Templatable(Bool),
-    # a plain number: the ssh transport reads it with float() (not a 30s-style duration)
-    vol.Optional("ssh_connect_timeout"): Templatable(
-        vol.All(Number, vol.Range(min=0, min_included=False), msg="expected a number of seconds (> 0)")
-    ),
+    vol.Optional("ssh_connect_timeout"): Templatable(PositiveDuration()),
     vol.Optional("ssh_retries"): Templatable(IntRange(0)),
     vol.Optional("ssh_max_shells"): Templatable(IntRange(1)),
     vol.Optional("srun_gateway"): Templatable(NonEmptyStr()),

@@ -76,6 +76,24 @@ class Duration(Type):
         return value
 
 
+class PositiveDuration(Duration):
+    """A :class:`Duration` longer than zero (a timeout: zero would never connect)."""
+
+    expected = f"a duration longer than 0: {DURATION_FORMS}"
+    json_schema = {
+        "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}, Duration.json_schema["anyOf"][1]],
+        "description": f"a duration longer than 0: {DURATION_FORMS}",
+    }
+
+    def __call__(self, value: Any) -> Any:
+        from engine.units import parse_duration
+
+        super().__call__(value)
+        if parse_duration(value) <= 0:
+            raise Invalid(f"expected {self.expected}")
+        return value
+
+
 class Port(Type):
     """A TCP port, 1-65535; a string of digits is read as the number (YAML ``"8080"``)."""
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ValidationError
 from engine.transport import _paramiko
+from engine.units import parse_duration
 
 if TYPE_CHECKING:
     import paramiko
@@ -127,7 +128,7 @@ class SshHostSpec:
                 "ssh_strict_host_key_checking",
                 hostvars.get("ssh_strict_host_key_checking", True),
             ),
-            connect_timeout=_float_var(
+            connect_timeout=_timeout_var(
                 name, "ssh_connect_timeout", hostvars.get("ssh_connect_timeout", 10)
             ),
             retries=_int_var(name, "ssh_retries", hostvars.get("ssh_retries", 2), minimum=0),
@@ -192,14 +193,17 @@ def _int_var(name: str, var: str, value: Any, *, minimum: int) -> int:
     return number
 
 
-def _float_var(name: str, var: str, value: Any) -> float:
+def _timeout_var(name: str, var: str, value: Any) -> float:
+    """Seconds > 0, as a number or a duration (``30s``, ``2m``): the loader accepts both."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"host {name}: {var} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or number <= 0:
-        raise ValidationError(f"host {name}: {var} must be a positive number, got {value!r}")
-    return number
+        seconds = parse_duration(value, what=f"host {name}: {var}")
+    except ValidationError:
+        raise ValidationError(
+            f"host {name}: {var} must be a duration longer than 0 (30, 30s, 2m), got {value!r}"
+        ) from None
+    if seconds <= 0:
+        raise ValidationError(f"host {name}: {var} must be longer than 0, got {value!r}")
+    return seconds
 
 
 def _bool_var(name: str, var: str, value: Any) -> bool:

@@ -60,6 +60,14 @@ def test_cluster_dry_run_shows_the_teardown_with_scancel() -> None:
     assert "registered by 'router : start the router' at ../roles/router/tasks/main.yml:" in section
 
 
+def test_a_bare_router_gets_one_second() -> None:
+    # smg keeps serving for a fixed 5 s settle window after SIGTERM: nobody needs it when the
+    # whole stack goes down, so without OpenTela the router is killed after 1 s
+    plan = json.loads(_render(*CLUSTER, "-e", "opentela.enabled=false", "--format", "json"))
+    entries = [e for t in plan["teardown"]["tiers"] for e in t["entries"]]
+    assert [e["grace"] for e in entries if e.get("name") == "router"] == [1.0]
+
+
 def test_json_and_markdown_carry_the_same_teardown(cluster_json: dict[str, Any]) -> None:
     tiers = cluster_json["teardown"]["tiers"]
     assert [t["tier"] for t in tiers] == sorted(t["tier"] for t in tiers)
@@ -67,7 +75,10 @@ def test_json_and_markdown_carry_the_same_teardown(cluster_json: dict[str, Any])
     assert labels[-1] == "release the allocation (scancel '<job id>')"
     assert {"stop router@slurm-node1", "stop prefill-0-r0@slurm-node1", "stop decode-0-r0@slurm-node2"} <= set(labels)
     workers = next(t for t in tiers if t["tier"] == 1)
-    assert all(e["kind"] == "process" and e["grace"] == 10.0 and e["how"] for e in workers["entries"])
+    assert all(e["kind"] == "process" and e["how"] for e in workers["entries"])
+    # workers get 10 s to flush; the router, wrapped by OpenTela here, otela's 30 s to deregister
+    graces = {e["name"]: e["grace"] for e in workers["entries"]}
+    assert graces.pop("router") == 30.0 and set(graces.values()) == {10.0}, graces
     markdown = _render(*CLUSTER, "--format", "markdown")
     md = markdown[markdown.index("## Teardown"):]
     text = _render(*CLUSTER)

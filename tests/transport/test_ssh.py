@@ -82,6 +82,12 @@ def test_from_vars_defaults_and_types() -> None:
         SshHostSpec.from_vars("login1", {"ssh_port": "twenty"}, ssh_config=None)
     with pytest.raises(ValidationError, match="ssh_strict_host_key_checking must be true or false"):
         SshHostSpec.from_vars("login1", {"ssh_strict_host_key_checking": "maybe"}, ssh_config=None)
+    # a timeout is a duration, as everywhere else a time is asked for
+    assert SshHostSpec.from_vars("login1", {"ssh_connect_timeout": "2m"}, ssh_config=None).connect_timeout == 120.0
+    assert SshHostSpec.from_vars("login1", {"ssh_connect_timeout": 2.5}, ssh_config=None).connect_timeout == 2.5
+    for bad in ("0s", 0, "soon", True):
+        with pytest.raises(ValidationError, match="ssh_connect_timeout must be"):
+            SshHostSpec.from_vars("login1", {"ssh_connect_timeout": bad}, ssh_config=None)
 
 
 def test_from_vars_reads_ssh_config(tmp_path: Path) -> None:

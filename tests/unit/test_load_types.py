@@ -14,7 +14,7 @@ from engine.load import types as T
 from engine.load.fields import check_expression_syntax
 
 INSTANCES: list[T.Type] = [
-    T.Duration(), T.Port(), T.NonEmptyStr(), T.VarName(), T.Boolean(), T.Condition(), T.Regex(),
+    T.Duration(), T.PositiveDuration(), T.Port(), T.NonEmptyStr(), T.VarName(), T.Boolean(), T.Condition(), T.Regex(),
     T.StrOrList("a host pattern or a non-empty list of them"), T.OneOf(["a", "b"]),
     T.IntRange(0, 9), T.MappingOf(dict, "a mapping"), T.ListOf(str, "a list"),
     T.Templatable(T.Port()), T.Nullable(T.Port()),
@@ -42,6 +42,7 @@ def test_each_type_says_what_it_expects_and_has_a_json_schema(kind: T.Type) -> N
         (T.StrOrList("tags", empty=True), [[], "a"], [3, [None]]),
         (T.Condition(), ["a == 1", True, ["a", False]], [{"a": 1}, 3, ["a", {}]]),
         (T.Duration(), [0, 1.5, "30s", "5m", "1h30m", "250ms"], [-1, "soon", True, [], "5 minutes"]),
+        (T.PositiveDuration(), [0.5, 1, "30s", "2m"], [0, "0s", -1, "soon", True]),
     ],
 )
 def test_accepts_and_refuses(kind: T.Type, good: list[Any], bad: list[Any]) -> None:
