@@ -260,7 +260,7 @@ def execute(
                 runner.processes.on_death = lambda d: sinks.emit("process_died", host=d.record.host, name=d.record.name, log=d.record.log, tail=d.tail)
                 from engine.schedulers.nodewatch import NodeWatch
 
-                runner.processes.node_watch = NodeWatch(runner.transports.get)
+                runner.processes.node_watch = NodeWatch(runner.transports.get, vars_for=runner.transports.vars)
                 # A death stops foreground commands in flight (a benchmark client would
                 # otherwise run to its end before the executor looks between tasks).
                 runner.processes.start_monitor(on_death=lambda _death: interrupter.fire())

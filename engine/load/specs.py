@@ -220,6 +220,7 @@ CONNECTION_VARS: dict[Any, Any] = {
     vol.Optional("ssh_retries"): Templatable(IntRange(0)),
     vol.Optional("ssh_max_shells"): Templatable(IntRange(1)),
     vol.Optional("srun_gateway"): Templatable(NonEmptyStr()),
+    vol.Optional("slurm_node_probe"): Templatable(vol.Any(Duration(), False)),
     vol.Match(IDENTIFIER, msg=BAD_VAR_NAME): object,
 }
 HOST_VARS = MappingOf(CONNECTION_VARS, "a mapping of variable names to values")

@@ -70,7 +70,7 @@ def bring_back(node: str) -> None:
 
 
 def test_one_node_goes_down_mid_run(cli: Cli) -> None:
-    stack = Stack(cli, "slurm", {"bench_seconds": 30})
+    stack = Stack(cli, "slurm", {"bench_seconds": 30, "slurm_node_probe": "1s"})
     watch = stack.start()
     node = ""
     try:
