@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import queue
 import signal
 import sys
 import threading
@@ -153,7 +154,13 @@ class _Interrupter:
 
 class _SignalHandler:
     """SIGINT/SIGTERM: the first stops the run and starts teardown; a second one within
-    :data:`SECOND_SIGNAL_WINDOW` seconds, during teardown, aborts it."""
+    :data:`SECOND_SIGNAL_WINDOW` seconds, during teardown, aborts it.
+
+    A handler runs in the main thread between two bytecodes, possibly while that thread
+    holds a sink's or the interrupter's lock (a signal arriving as a task starts): taking
+    the same lock here would hang the engine. So the handler only keeps time and raises;
+    stopping, the message and killing commands in flight happen on a thread of their own,
+    fed through a ``SimpleQueue`` (whose ``put`` is safe in a signal handler)."""
 
     def __init__(self, control: RunControl, pool: _Interrupter, sink: EventSink) -> None:
         self.control = control
@@ -162,21 +169,32 @@ class _SignalHandler:
         self.first: float | None = None
         self.tearing_down = False
         self.aborted = False
+        self._work: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="smlplay-signals", daemon=True)
+        self._thread.start()
 
     def __call__(self, signum: int, frame: Any) -> None:
         now = time.monotonic()
         name = signal.Signals(signum).name
         if self.first is None:
             self.first = now
-            self.control.request_stop(f"interrupted by {name}")
-            self.sink.emit("interrupt", signal=name, message="stopping; teardown will run (press Ctrl-C again within 3 s to abort it)")
-            self.pool.fire()
+            self._work.put((True, name))
             return
         if self.tearing_down and now - self.first <= SECOND_SIGNAL_WINDOW:
             self.aborted = True
             raise TeardownAborted()
         self.first = now
-        self.sink.emit("interrupt", signal=name, message="teardown in progress; press Ctrl-C again within 3 s to abort it")
+        self._work.put((False, name))
+
+    def _serve(self) -> None:
+        while True:
+            first, name = self._work.get()
+            if first:
+                self.control.request_stop(f"interrupted by {name}")
+                self.sink.emit("interrupt", signal=name, message="stopping; teardown will run (press Ctrl-C again within 3 s to abort it)")
+                self.pool.fire()
+            else:
+                self.sink.emit("interrupt", signal=name, message="teardown in progress; press Ctrl-C again within 3 s to abort it")
 
 
 @contextmanager
