@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.remotelogs import RemoteLog, RemoteReader, remote_logs
-from engine.runlogs import task_logs
+from engine.runlogs import result_logs, task_logs
 from engine.runs import RunRecord
 
 
@@ -28,13 +28,16 @@ class LogLine:
         return {"source": self.source, "path": self.path, "line": self.line}
 
 
+def _absolute(path: str, root: Path) -> Path:
+    """A recorded log path: relative ones are inside the run directory; ``~/`` is the
+    home of the host that writes it, so it stays as it is."""
+    p = Path(path)
+    return p if p.is_absolute() or path.startswith("~") else root / p
+
+
 def _labels(record: RunRecord) -> dict[Path, str]:
     """The process each recorded process log belongs to (``name@host``)."""
-    out = {}
-    for proc in record.state.get("processes", []):
-        log = Path(str(proc.get("log", "")))
-        out[log if log.is_absolute() else record.path / log] = f"{proc['name']}@{proc['host']}"
-    return out
+    return {_absolute(str(proc.get("log", "")), record.path): f"{proc['name']}@{proc['host']}" for proc in record.state.get("processes", [])}
 
 
 def source_of(path: Path, labels: dict[Path, str]) -> str:
@@ -66,28 +69,22 @@ class Follower:
     partial: dict[Hashable, str] = field(default_factory=dict)
     reader: RemoteReader | None = None
 
-    def paths(self) -> list[Path]:
+    def paths(self, remote: list[RemoteLog] | None = None) -> list[Path]:
+        """The logs read on this machine (``remote``: :meth:`remote`, when already known)."""
         found = set(task_logs(self.record, self.task))
         if self.task is None:  # process logs kept outside the run directory (a shared path)
             found |= {p for p in _labels(self.record) if p.exists()}
-        elsewhere = {_absolute(r.path, self.record.path) for r in self.remote()}
+        elsewhere = {_absolute(r.path, self.record.path) for r in (self.remote() if remote is None else remote)}
         return sorted(found - elsewhere)  # a remote log is read where it is written
 
     def remote(self) -> list[RemoteLog]:
+        """The process logs read through another host (all, or the matching tasks')."""
         logs = remote_logs(self.record.state)
         if self.task is not None:
-            wanted = {str(p) for p in task_logs(self.record, self.task)} | set(self._task_process_logs())
-            logs = [r for r in logs if str(_absolute(r.path, self.record.path)) in wanted or r.path in wanted]
+            root = self.record.path
+            wanted = {_absolute(log, root) for _, log in result_logs(self.record, self.task)}
+            logs = [r for r in logs if _absolute(r.path, root) in wanted]
         return logs
-
-    def _task_process_logs(self) -> list[str]:
-        """The ``log`` of every result of the matching tasks (a remote path task_logs skips)."""
-        task = str(self.task).lower()
-        return [
-            str((e.get("result") or {}).get("log"))
-            for e in self.record.events()
-            if e.get("event") == "task_result" and task in str(e.get("task", "")).lower() and (e.get("result") or {}).get("log")
-        ]
 
     def errors(self) -> dict[str, str]:
         """Hosts whose logs could not be read at the last poll, and why."""
@@ -101,7 +98,8 @@ class Follower:
     def poll(self, *, final: bool = False) -> Iterator[LogLine]:
         self.record = RunRecord.open(str(self.record.path))  # processes started since
         labels = _labels(self.record)
-        for path in self.paths():
+        remote = self.remote()
+        for path in self.paths(remote):
             try:
                 size = os.path.getsize(path)
             except OSError:
@@ -116,11 +114,11 @@ class Follower:
                 data = f.read(size - start)
             source, rel = source_of(path, labels), _relative(path, self.record.path)
             yield from self._lines(path, start, data, source, rel, final)
-        yield from self._poll_remote(final)
+        yield from self._poll_remote(remote, final)
 
-    def _poll_remote(self, final: bool) -> Iterator[LogLine]:
+    def _poll_remote(self, remote: list[RemoteLog], final: bool) -> Iterator[LogLine]:
         by_reader: dict[str, list[RemoteLog]] = {}
-        for log in self.remote():
+        for log in remote:
             by_reader.setdefault(log.reader, []).append(log)
         if by_reader and self.reader is None:
             self.reader = RemoteReader(self.record.state.get("hosts", {}))
@@ -150,11 +148,6 @@ class Follower:
             lines.append(rest)
         for line in lines:
             yield LogLine(source, rel, line)
-
-
-def _absolute(path: str, root: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or path.startswith("~") else root / p
 
 
 def follow_run(

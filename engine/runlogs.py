@@ -16,16 +16,24 @@ def task_logs(record: RunRecord, task: str | None) -> list[Path]:
         return every
     wanted = slug(task).lower()
     chosen = {p for p in every if wanted in p.name.lower()}
+    for host, log in result_logs(record, task):
+        path = Path(log)
+        path = path if path.is_absolute() else record.path / path
+        if not path.exists():  # a remote host's log: its local copy has the same name
+            path = record.path / "logs" / slug(host) / Path(log).name
+        if path.exists():
+            chosen.add(path)
+    return sorted(chosen)
+
+
+def result_logs(record: RunRecord, task: str) -> list[tuple[str, str]]:
+    """``(host, log)`` of every result of the tasks whose name holds ``task``, as recorded
+    (the path on the host that ran it, which may not exist here)."""
+    found = []
     for event in record.events():
         if event.get("event") != "task_result" or task.lower() not in str(event.get("task", "")).lower():
             continue
         log = (event.get("result") or {}).get("log")
-        if not log:
-            continue
-        path = Path(str(log))
-        path = path if path.is_absolute() else record.path / path
-        if not path.exists():  # a remote host's log: its local copy has the same name
-            path = record.path / "logs" / slug(str(event.get("host"))) / Path(str(log)).name
-        if path.exists():
-            chosen.add(path)
-    return sorted(chosen)
+        if log:
+            found.append((str(event.get("host")), str(log)))
+    return found
