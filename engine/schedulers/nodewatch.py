@@ -61,6 +61,7 @@ class NodeWatch:
         self._transport_for = transport_for
         self._vars_for = vars_for
         self._every = every
+        self._interval: float | None = None  # from slurm_node_probe, once known
         self._timeout = timeout
         self._slurmd: dict[str, tuple[str, int] | None] = {}  # node -> (NodeAddr, Port)
         self._strikes: dict[str, int] = {}
@@ -77,17 +78,19 @@ class NodeWatch:
         )
 
     def interval(self, records: list[ProcessRecord]) -> float:
-        """Seconds between probes: the first srun process's host's ``slurm_node_probe``."""
+        """Seconds between probes: the first srun process's host's ``slurm_node_probe``,
+        resolved once (a host's variables are not resolved again every monitor tick)."""
+        if self._interval is not None:
+            return self._interval
         host = next((r.host for r in records if self.node_of(r) is not None), None)
         if host is None or self._vars_for is None:
-            return self._every
+            return self._every  # no srun process yet: decided when the first one exists
         value = self._vars_for(host).get("slurm_node_probe", self._every)
-        if value is False:
-            return 0.0
         try:
-            return parse_duration(value, what="slurm_node_probe")
+            self._interval = 0.0 if value is False else parse_duration(value, what="slurm_node_probe")
         except ValidationError:
-            return self._every  # the loader refuses a bad value before the run starts
+            self._interval = self._every  # the loader refuses a bad value before the run starts
+        return self._interval
 
     def poll(self, records: list[ProcessRecord]) -> None:
         """Probe (at most every ``interval`` s) the nodes of ``records``; updates :attr:`down`."""
