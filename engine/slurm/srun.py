@@ -10,10 +10,7 @@ the same node); ``--nodes 1 --ntasks 1 --nodelist NODE`` pins exactly one task t
 chosen node. The step inherits the job's GPUs (CUDA_VISIBLE_DEVICES uses the node's
 global GPU numbers).
 
-``--norc``: srun propagates ``SSH_CLIENT`` from a login session, and bash then sources
-``~/.bashrc`` even for ``-c``; a noisy or slow rc file (``pyenv init``) would land in every
-worker log and delay every start. The step's environment is the propagated one, as in an
-sbatch script.
+``--norc``: see :data:`engine.transport.base.BASH_C` (srun propagates ``SSH_CLIENT``).
 
 Environment variables are **not** passed with ``srun --export``: they are prepended to the
 script as ``export NAME=VALUE`` lines. ``--export`` cannot carry values with commas, and
@@ -35,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ValidationError
+from engine.transport.base import BASH_C
 
 __all__ = ["RUNTIMES", "ContainerFlags", "SrunStep", "render", "script_with_env", "srun_argv"]
 
@@ -273,7 +271,7 @@ def srun_argv(
     argv += list(extra_args)
     flags = container or ContainerFlags()
     argv += flags.args()
-    argv += [*flags.command_prefix(), "bash", "--norc", "-c", script_with_env(script, env or {})]
+    argv += [*flags.command_prefix(), *BASH_C, script_with_env(script, env or {})]
     return argv
 
 

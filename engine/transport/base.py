@@ -39,12 +39,20 @@ class CommandResult:
         }
 
 
+#: How every command and process starts: ``bash --norc -c SCRIPT``. Without ``--norc``,
+#: bash sources ``~/.bashrc`` even for ``-c`` when ``SSH_CLIENT`` is set (sshd sets it,
+#: srun and the engine pass it on): a noisy or slow rc file (``pyenv init``) would land in
+#: every process log and delay every start. The environment is the one inherited, as in an
+#: sbatch script.
+BASH_C = ("bash", "--norc", "-c")
+
+
 @dataclass(frozen=True)
 class BackgroundSpec:
     """What to start: a long-running process with its output going to ``log``."""
 
     name: str
-    cmd: str  # a bash script; run with `bash -c`
+    cmd: str  # a bash script; run with BASH_C
     log: str
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None

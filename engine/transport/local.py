@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from engine.runs import private_mkdir, private_opener
-from engine.transport.base import BackgroundSpec, CommandResult, Connection, ProcessRecord
+from engine.transport.base import BASH_C, BackgroundSpec, CommandResult, Connection, ProcessRecord
 
 
 class LocalTransport:
@@ -38,7 +38,7 @@ class LocalTransport:
         timeout: float | None = None,
         stdin: bytes | None = None,
     ) -> CommandResult:
-        argv = ["bash", "--norc", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        argv = [*BASH_C, cmd] if isinstance(cmd, str) else list(cmd)
         full_env = {**os.environ, **env} if env else None
         start = time.monotonic()
         try:
@@ -82,7 +82,7 @@ class LocalTransport:
         private_mkdir(log.parent)  # the log may hold secrets: new directories 0700, the file 0600
         with open(log, "ab", opener=private_opener) as out:  # 0600: it may hold secrets
             proc = subprocess.Popen(
-                ["bash", "--norc", "-c", spec.cmd],
+                [*BASH_C, spec.cmd],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -52,7 +52,7 @@ from engine.transport._shell import (
     remote_path,
     shell_path,
 )
-from engine.transport.base import BackgroundSpec, CommandResult, Connection, ProcessRecord
+from engine.transport.base import BASH_C, BackgroundSpec, CommandResult, Connection, ProcessRecord
 from engine.transport.ssh_connect import _connect_chain, _Retry
 from engine.transport.ssh_files import SftpFiles
 from engine.transport.ssh_hosts import SshHostSpec
@@ -313,15 +313,14 @@ class SshTransport:
     ) -> ProcessRecord:
         """``setsid nohup bash --norc -c CMD > LOG 2>&1 < /dev/null &``: a new session, so the
         process outlives the channel and its group (pgid = pid) can be signalled as a whole.
-        ``--norc``: sshd's ``SSH_CLIENT`` would make bash source ``~/.bashrc`` a second time,
-        into the process log."""
+        ``--norc``: see :data:`~engine.transport.base.BASH_C` (sshd sets ``SSH_CLIENT``)."""
         log_path = spec.log
         if spec.cwd and not posixpath.isabs(log_path) and not log_path.startswith("~"):
             log_path = posixpath.join(spec.cwd, log_path)
         quoted_log = shell_path(log_path)
         script = (
             f'(umask 077 && mkdir -p -- "$(dirname -- {quoted_log})" && : >>{quoted_log}) || exit 1\n'  # private log
-            f"setsid nohup bash --norc -c {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
+            f"setsid nohup {shlex.join(BASH_C)} {shlex.quote(spec.cmd)} >{quoted_log} 2>&1 </dev/null &\n"
             "echo $!"
         )
         result = self._check(
