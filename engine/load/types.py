@@ -64,16 +64,20 @@ class Duration(Type):
     }
 
     def __call__(self, value: Any) -> Any:
+        self.seconds(value)
+        return value
+
+    def seconds(self, value: Any) -> float:
+        """What ``value`` lasts; :class:`Invalid` (saying what is expected) if no duration."""
         from engine.errors import ValidationError
         from engine.units import parse_duration
 
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise Invalid(f"expected {self.expected}")
         try:
-            parse_duration(value)
+            return parse_duration(value)
         except ValidationError:
             raise Invalid(f"expected {self.expected}") from None
-        return value
 
 
 class PositiveDuration(Duration):
@@ -86,10 +90,7 @@ class PositiveDuration(Duration):
     }
 
     def __call__(self, value: Any) -> Any:
-        from engine.units import parse_duration
-
-        super().__call__(value)
-        if parse_duration(value) <= 0:
+        if self.seconds(value) <= 0:
             raise Invalid(f"expected {self.expected}")
         return value
 
