@@ -7,7 +7,7 @@ through the position-carrying YAML nodes to find the exact line and column, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import voluptuous as vol
@@ -76,28 +76,29 @@ def _type_name(value: Any) -> str:
 _COMPILED: dict[int, tuple[Any, vol.Schema]] = {}
 
 
-def _compiled(schema: Any) -> vol.Schema:
-    hit = _COMPILED.get(id(schema))
-    if hit is not None and hit[0] is schema:
+def compiled(source: Any, build: Callable[[Any], Any] | None = None) -> vol.Schema:
+    """``vol.Schema(build(source))``, compiled once per ``source`` object (by identity)."""
+    hit = _COMPILED.get(id(source))
+    if hit is not None and hit[0] is source:
         return hit[1]
     if len(_COMPILED) >= 512:
         _COMPILED.clear()
-    compiled = vol.Schema(schema)
-    _COMPILED[id(schema)] = (schema, compiled)
-    return compiled
+    schema = vol.Schema(build(source) if build is not None else source)
+    _COMPILED[id(source)] = (source, schema)
+    return schema
 
 
 def validate(schema: Any, data: Any, *, what: str, context: str | None = None) -> Any:
     """Validate ``data``; on failure raise a :class:`ValidationError` at the offending field."""
-    compiled = schema if isinstance(schema, vol.Schema) else _compiled(schema)
+    checker = schema if isinstance(schema, vol.Schema) else compiled(schema)
     try:
-        return compiled(data)
+        return checker(data)
     except vol.MultipleInvalid as exc:
         errors = list(exc.errors)
         first = min(errors, key=lambda e: _sort_key(data, e, errors))
-        raise to_validation_error(first, data, what=what, context=context, schema=compiled) from None
+        raise to_validation_error(first, data, what=what, context=context, schema=checker) from None
     except vol.Invalid as exc:
-        raise to_validation_error(exc, data, what=what, context=context, schema=compiled) from None
+        raise to_validation_error(exc, data, what=what, context=context, schema=checker) from None
 
 
 def _sort_key(data: Any, err: vol.Invalid, errors: list[vol.Invalid]) -> tuple[int, int, int]:

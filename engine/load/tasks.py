@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import voluptuous as vol
 
 from engine.actions import REGISTRY
+from engine.actions.base import Action
 from engine.errors import Position, ValidationError
 from engine.load import schema as S
 from engine.load.fields import (
@@ -107,7 +109,7 @@ class TaskLoader:
             )
         for key in item:
             if key in S.TASK_KEYWORD_SCHEMAS:
-                S.validate({vol.Required(str(key)): S.TASK_KEYWORD_SCHEMAS[key]}, YMapView(item, key), what=kind, context=ctx)
+                S.validate(_keyword_schema(str(key)), YMapView(item, key), what=kind, context=ctx)
         _check_conditions(item, ctx)
         name = actions[0]
         args = item[name]
@@ -125,9 +127,8 @@ class TaskLoader:
                 raise ValidationError(
                     f"arguments of '{name}' must be a mapping", pos=position_of(args) or item.position_of(name), context=ctx
                 )
-            schema = _templatable_schema(act.schema)
             try:  # the fields, then the cross-field rules (copy needs src or content)
-                S.validate(vol.All(schema, *act.rules) if act.rules else schema, args, what=f"'{name}' arguments", context=ctx)
+                S.validate(_load_schema(act), args, what=f"'{name}' arguments", context=ctx)
             except ValidationError as exc:
                 if not getattr(exc, "path", None):  # a rule of the whole mapping: at the action
                     exc.pos = item.position_of(name, value=False)
@@ -185,7 +186,7 @@ class TaskLoader:
             )
         for key in item:
             if key in S.TASK_KEYWORD_SCHEMAS:
-                S.validate({vol.Required(str(key)): S.TASK_KEYWORD_SCHEMAS[key]}, YMapView(item, key), what="block", context=ctx)
+                S.validate(_keyword_schema(str(key)), YMapView(item, key), what="block", context=ctx)
         _check_conditions(item, ctx)
         sections = {}
         for section in ("block", "rescue", "always"):
@@ -215,3 +216,24 @@ class TaskLoader:
 
     def _import_role(self, task: Task, where: str) -> list[Task]:
         raise NotImplementedError  # engine.load.includes
+
+
+# Load-time schemas are built and compiled once per keyword and per action: building one
+# for every task was two thirds of loading a 50-task playbook.
+
+
+@functools.cache
+def _keyword_schema(key: str) -> vol.Schema:
+    """One keyword of a task or block (its error keeps the keyword's position)."""
+    return vol.Schema({vol.Required(key): S.TASK_KEYWORD_SCHEMAS[key]})
+
+
+def _load_schema(act: Action) -> vol.Schema:
+    """An action's arguments as written: every field may still be a template (checked
+    again once rendered), then the cross-field rules (copy needs src or content)."""
+    return S.compiled(act, _as_written)
+
+
+def _as_written(act: Action) -> Any:
+    fields = _templatable_schema(act.schema)
+    return vol.All(fields, *act.rules) if act.rules else fields
