@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import secrets
+from engine import collector, secrets
 from engine.errors import Interrupted, SmlplayError
 from engine.events import EventSink, Fanout, NullSink
 from engine.executor.context import RunControl, RunOptions
@@ -238,6 +238,7 @@ def execute(
             + (f" ({exc.filename})" if exc.filename else ""),
             hint="nothing was started; point SMLPLAY_RUNS_DIR at a writable directory with free space",
         ) from None
+    collector.started()  # what start-up made lives for the whole run (engine.collector)
     control = RunControl()
     record_sink = _RecordSink(record)
     sinks = Fanout(sink, record_sink)
