@@ -17,6 +17,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,31 @@ def private_opener(path: str | os.PathLike[str], flags: int) -> int:
     return os.open(path, flags, PRIVATE_FILE_MODE)
 
 
+_APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
+def open_private_append(path: str | os.PathLike[str]) -> int:
+    """A raw descriptor appending to ``path`` (created 0600)."""
+    return os.open(path, _APPEND_FLAGS, PRIVATE_FILE_MODE)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def append_private(path: str | os.PathLike[str], text: str) -> None:
+    """Append ``text`` to ``path`` (created 0600). Raw ``os`` calls, not ``open()``: a run
+    appends to a task log per host and task, and ``open()``'s buffered text layer costs
+    five more system calls each time (fstat, isatty, lseek...) than open, write, close."""
+    fd = open_private_append(path)
+    try:
+        write_all(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 # Directories private_mkdir made or found: a run asks for its host's log directory on every
 # task, and checking each parent every time was a stat storm.
 _MADE: set[Path] = set()
@@ -90,6 +116,10 @@ class RunRecord:
         self.id = path.name
         self.state: dict[str, Any] = state or {}
         self._lock = threading.RLock()
+        # events.jsonl stays open while the record writes events (a run writes one per task
+        # and host): an open, fstat, close per event was most of its cost
+        self._events_fd: int | None = None
+        self._events_closer: weakref.finalize | None = None
 
     @classmethod
     def create(cls, playbook: Path, *, base: Path | None = None, argv: list[str] | None = None, name: str | None = None) -> RunRecord:
@@ -168,10 +198,20 @@ class RunRecord:
 
     def event(self, kind: str, **data: Any) -> dict[str, Any]:
         event = {"ts": round(time.time(), 3), "event": kind, **data}
-        line = masking.mask_text(json.dumps(event, default=str, sort_keys=True))
-        with self._lock, open(self.path / "events.jsonl", "a", encoding="utf-8", opener=private_opener) as f:
-            f.write(line + "\n")
+        line = masking.mask_text(json.dumps(event, default=str, sort_keys=True)) + "\n"
+        with self._lock:
+            if self._events_fd is None:
+                self._events_fd = open_private_append(self.path / "events.jsonl")
+                self._events_closer = weakref.finalize(self, os.close, self._events_fd)
+            write_all(self._events_fd, line.encode("utf-8"))  # one write: lines never interleave
         return event
+
+    def close(self) -> None:
+        """Close events.jsonl (the next event opens it again)."""
+        with self._lock:
+            if self._events_closer is not None:
+                self._events_closer()
+            self._events_fd = self._events_closer = None
 
     def write_plan(self, plan: Mapping[str, Any]) -> None:
         # one line: json's C encoder (indenting is pure Python, seconds for a 1,000-node plan)

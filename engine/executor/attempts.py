@@ -101,11 +101,10 @@ class AttemptsMixin(HandlersMixin):
             return {"failed": True, "msg": str(exc.with_context(task.where())), "error": type(exc).__name__}
         except Exception as exc:
             trace = traceback.format_exc()
-            from engine.runs import private_mkdir, private_opener
+            from engine.runs import append_private, private_mkdir
 
             private_mkdir(ctx.log_path.parent)
-            with open(ctx.log_path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(secrets.mask_text(trace))
+            append_private(ctx.log_path, secrets.mask_text(trace))
             return {"failed": True, "msg": f"internal error in action '{act.name}': {type(exc).__name__}: {exc} (traceback in {ctx.log_path})"}
 
     def _health(self, task: Task, host: str, transport: Any, health: Mapping[str, Any], result: Result) -> Result:
@@ -167,10 +166,9 @@ class AttemptsMixin(HandlersMixin):
                     parts.append(f"[{key}]\n{result[key]}")
             text = "\n".join(parts) + "\n" if parts else ""
         if text:
-            from engine.runs import private_opener
+            from engine.runs import append_private
 
-            with open(path, "a", encoding="utf-8", opener=private_opener) as f:
-                f.write(secrets.mask_text(text))
+            append_private(path, secrets.mask_text(text))
 
 class _Unreachable(Exception):
     def __init__(self, message: str) -> None:

@@ -330,6 +330,7 @@ def execute(
     # what happened, in the record too (`smlplay status` and whoever reads state.json)
     record.update(status=status, ended=time.time(), recap=recap, message=message or record_sink.first_failure)
     sinks.emit("recap", recap=recap, run_dir=str(record.path), status=status)
+    record.close()
     exit_code = 0 if status in ("ok", "kept-running") else (130 if status == "interrupted" else 1)
     return Outcome(status in ("ok", "kept-running"), exit_code, record.path, recap, plan, message)
 
