@@ -192,7 +192,9 @@ def run(playbook: str, dry_run: bool, fmt: str, out: str | None, output: str, **
     """Run PLAYBOOK (or render it with --dry-run)."""
     sweeps, zip_axes, fail_fast = kw.pop("sweeps", ()), kw.pop("zip_axes", False), kw.pop("fail_fast", False)
     if sweeps or dry_run or kw.get("detach"):
-        collector.started()  # only a run's own start-up ends at its first task (execute)
+        # only a run's own start-up ends at its first task (execute); a dry-run computes
+        # its plan and exits: what survives a full collection is frozen
+        collector.started(short_lived=dry_run and not sweeps)
     if sweeps:
         from engine.commands.sweep_run import run_sweep_command
 

@@ -13,6 +13,12 @@ first task). So:
   run): move every object alive now to the permanent generation (``gc.freeze``), which the
   collector never walks again, and restore the thresholds, so a long run collects its own
   garbage as usual;
+- :func:`started` with ``short_lived`` (a dry-run: it computes its plan, prints it and
+  exits): after every full collection, freeze what survived it. Survivors of a full
+  collection are alive, and most stay so (the plan); later full collections then walk only
+  what is new instead of the whole growing plan. A 1024-node dry-run: full collections
+  0.32 s -> 0.05 s, for +15 MiB peak (cycles that die after being frozen are never
+  collected, which only a process that is about to exit can afford);
 - :func:`at_exit` (the process is about to end): freeze everything, so the interpreter's
   last collection has nothing to walk (a 200-task run made ~45 ms of it).
 
@@ -37,12 +43,20 @@ def start_up() -> None:
         gc.set_threshold(START_UP_THRESHOLD, 100, 100)
 
 
-def started() -> None:
-    """Start-up is over: freeze what it made, then collect as usual. A no-op unless
-    :func:`start_up` ran (the process's entry point), and after the first call."""
+def started(*, short_lived: bool = False) -> None:
+    """Start-up is over: freeze what it made, then collect as usual (``short_lived``: and
+    freeze what survives each full collection). A no-op unless :func:`start_up` ran (the
+    process's entry point), and after the first call."""
     if _saved:
         gc.freeze()
         gc.set_threshold(*_saved.pop())
+        if short_lived:
+            gc.callbacks.append(_freeze_survivors)
+
+
+def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
 
 
 def at_exit() -> None:

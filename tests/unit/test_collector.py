@@ -78,3 +78,40 @@ def _env(tmp_path: Path) -> dict[str, str]:
     import os
 
     return {**os.environ, "SMLPLAY_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+
+def _probe(tmp_path: Path, args: str, old: str, new: str) -> dict[str, object]:
+    """Run ``smlplay ARGS`` on a one-task playbook with a line of the probe replaced."""
+    (tmp_path / "play.yaml").write_text("- hosts: localhost\n  tasks:\n    - command: 'true'\n")
+    probe = _PROBE.replace("ARGS", args)
+    assert old in probe
+    return _run(probe.replace(old, new), cwd=tmp_path, env=_env(tmp_path))
+
+
+def test_a_dry_run_freezes_what_survives_each_full_collection(tmp_path: Path) -> None:
+    seen = _probe(
+        tmp_path,
+        "'run', '--dry-run', 'play.yaml'",
+        "    seen['plan'] = gc.get_threshold(); return render(*a, **k)\n",
+        "    seen['plan'] = gc.get_threshold()\n"
+        "    keep = [[i] for i in range(5000)]  # alive across the collection\n"
+        "    before = gc.get_freeze_count(); gc.collect(1); seen['after_young'] = gc.get_freeze_count() - before\n"
+        "    gc.collect(); seen['after_full'] = gc.get_freeze_count() - before; del keep\n"
+        "    return render(*a, **k)\n",
+    )
+    assert seen["plan"] == DEFAULT
+    assert seen["after_young"] == 0  # a young collection freezes nothing
+    assert int(str(seen["after_full"])) >= 5000  # the survivors of a full one are frozen
+
+
+def test_a_run_never_freezes_after_a_full_collection(tmp_path: Path) -> None:
+    seen = _probe(
+        tmp_path,
+        "'run', 'play.yaml'",
+        "    if not self.options.dry_run: seen.setdefault('first_task', gc.get_threshold())\n",
+        "    if not self.options.dry_run and 'full' not in seen:\n"
+        "        keep = [[i] for i in range(5000)]\n"
+        "        before = gc.get_freeze_count(); gc.collect(); seen['full'] = gc.get_freeze_count() - before; del keep\n",
+    )
+    assert seen["full"] == 0  # a long run collects its garbage: nothing it makes is frozen

@@ -301,6 +301,17 @@ def test_render_file(t: Templar, tmp_path: Path) -> None:
     assert t.render_file(f, {"port": 80, "hosts": ["a", "b"]}) == "listen = 80\na\nb\n"
 
 
+def test_render_file_reads_a_file_again_once_it_changed(t: Templar, tmp_path: Path) -> None:
+    f = tmp_path / "x.j2"
+    f.write_text("v1 {{ n }}")
+    assert [t.render_file(f, {"n": i}) for i in (1, 2)] == ["v1 1", "v1 2"]  # read once, rendered twice
+    f.write_text("version 2 {{ n }}")  # another size: rendered from the new text
+    assert t.render_file(f, {"n": 3}) == "version 2 3"
+    f.unlink()
+    with pytest.raises(TemplateError, match="cannot read template"):
+        t.render_file(f, {"n": 4})
+
+
 def test_render_file_keeps_trailing_newline(t: Templar, tmp_path: Path) -> None:
     f = tmp_path / "x.j2"
     f.write_text("a\n\n", encoding="utf-8")
