@@ -61,10 +61,11 @@ _APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 def open_private_append(path: str | os.PathLike[str]) -> int:
     """A raw descriptor appending to ``path`` (created 0600)."""
-    return os.open(path, _APPEND_FLAGS, PRIVATE_FILE_MODE)
+    return private_opener(path, _APPEND_FLAGS)
 
 
 def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (one call may write less)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
