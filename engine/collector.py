@@ -17,7 +17,8 @@ first task). So:
   exits): after every full collection, freeze what survived it. Survivors of a full
   collection are alive, and most stay so (the plan); later full collections then walk only
   what is new instead of the whole growing plan. A 1024-node dry-run: full collections
-  0.32 s -> 0.05 s, for +15 MiB peak (cycles that die after being frozen are never
+  take about a sixth of the time (0.17-0.19 s -> 0.03 s in a quiet minute, 0.46-0.52 s ->
+  0.07-0.11 s in a busy one), for +15 MiB peak (cycles that die after being frozen are never
   collected, which only a process that is about to exit can afford);
 - :func:`at_exit` (the process is about to end): freeze everything, so the interpreter's
   last collection has nothing to walk (a 200-task run made ~45 ms of it).

@@ -80,7 +80,6 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "SMLPLAY_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
-
 def _probe(tmp_path: Path, args: str, old: str, new: str) -> dict[str, object]:
     """Run ``smlplay ARGS`` on a one-task playbook with a line of the probe replaced."""
     (tmp_path / "play.yaml").write_text("- hosts: localhost\n  tasks:\n    - command: 'true'\n")
