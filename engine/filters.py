@@ -1,6 +1,6 @@
 """Jinja2 filters: the everyday Ansible set plus domain filters (Slurm host lists).
 
-Each filter is a plain function; :data:`FILTERS` is what :mod:`engine.template` installs.
+Each filter is a plain function; :data:`FILTERS` is what :mod:`engine.jinja_env` installs.
 Jinja's built-ins already cover ``join``, ``map``, ``select``, ``selectattr``,
 ``rejectattr``, ``unique``, ``int``, ``default``/``d`` (without Ansible's falsy variant,
 which ``default`` below restores).
@@ -23,6 +23,7 @@ from jinja2.exceptions import FilterArgumentError
 
 from engine import serving
 from engine.errors import TemplateError
+from engine.placeholders import plain
 
 
 def default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
@@ -57,27 +58,6 @@ def to_bool(value: Any) -> bool:
     if text in _FALSE:
         return False
     raise FilterArgumentError(f"cannot interpret {value!r} as a boolean")
-
-
-def plain(value: Any) -> Any:
-    """A JSON/YAML-safe copy of a rendered value (placeholders shown as their text); templates'
-    to_json/to_yaml and the run record share it."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value  # the leaves, most of a plan: no import, no isinstance chain
-    if kind is dict or kind is list:  # what renders make: neither is a placeholder
-        return {str(k): plain(v) for k, v in value.items()} if kind is dict else [plain(v) for v in value]
-    from engine.template import Unknown
-
-    if isinstance(value, Unknown):
-        return str(value)  # a dry-run shows `<registered: x>` where the run has the value
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def to_json(value: Any, **kw: Any) -> str:

@@ -32,14 +32,14 @@ def render_name(templar: Any, name: str, scope: Mapping[str, Any], fallback: str
     undefined variable) the raw name, as Ansible shows it."""
     if "{{" not in name and "{%" not in name:
         return tidy_name(name, fallback)
-    from engine.template import _Scope
+    from engine.jinja_env import Scope
 
     env, cache = _name_env(templar)
     try:
         template = cache.get(name)
         if template is None:
             template = cache[name] = env.from_string(name)
-        ctx = template.new_context(_Scope(scope, env.globals), shared=True)
+        ctx = template.new_context(Scope(scope, env.globals), shared=True)
         text = str(env.concat(template.root_render_func(ctx)))
     except Exception:  # UnknownValue, undefined, a filter's error: the name is only a label
         return name

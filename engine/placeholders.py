@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import SmlplayError
@@ -157,3 +158,22 @@ def install(env: Any) -> None:
     """Make an environment's filters and value tests placeholder-aware."""
     env.filters.update({name: _unknown_aware(f, name) for name, f in env.filters.items()})
     env.tests.update({name: _unknown_test(env.tests[name]) for name in _TESTS_OF_VALUES if name in env.tests})
+
+
+def plain(value: Any) -> Any:
+    """A JSON/YAML-safe copy of a rendered value (placeholders shown as their text); the
+    templates' to_json/to_yaml (engine.filters) and the run record share it."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value  # the leaves, most of a plan: no import, no isinstance chain
+    if kind is dict or kind is list:  # what renders make: neither is a placeholder
+        return {str(k): plain(v) for k, v in value.items()} if kind is dict else [plain(v) for v in value]
+    if isinstance(value, Unknown):
+        return str(value)  # a dry-run shows `<registered: x>` where the run has the value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value

@@ -7,8 +7,8 @@ from typing import Any
 
 from engine.actions.base import Result
 from engine.errors import ValidationError
-from engine.filters import plain as _plain
 from engine.frozen import Known
+from engine.placeholders import plain as _plain
 from engine.template import PartlyUnknown, Unknown
 
 RESULT_KEYS_HIDDEN_BY_NO_LOG = ("stdout", "stderr", "stdout_lines", "stderr_lines", "msg", "cmd", "json", "content")

@@ -13,7 +13,7 @@ from engine.load import schema as S
 from engine.load.specs import VARS
 from engine.load.types import MappingOf, NonEmptyStr, is_template
 from engine.load.yaml import YList, YMap, position_of
-from engine.template import check_bare_expression, literal_backslashes
+from engine.template import check_bare_expression
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
@@ -67,6 +67,8 @@ def check_expression_syntax(expr: str, *, keyword: str, pos: Position | None) ->
     Parsing only: filters and tests are looked up when it is evaluated."""
     from jinja2 import TemplateSyntaxError
     from jinja2.parser import Parser
+
+    from engine.jinja_env import literal_backslashes
 
     source = expr.strip()
     if not source:

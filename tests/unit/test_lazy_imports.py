@@ -3,8 +3,10 @@ process has imported everything already."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from engine.actions.allocate import SCHEDULER_NAMES
 
@@ -41,3 +43,38 @@ def test_the_scheduler_names_in_the_schema_are_the_schedulers() -> None:
     from engine.schedulers import SCHEDULERS
 
     assert sorted(SCHEDULER_NAMES) == sorted(SCHEDULERS)
+
+
+_RUN = """
+import sys
+from engine.cli import main
+try:
+    main(["run", {playbook!r}, "-i", {inventory!r}], standalone_mode=False)
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("jinja2" in sys.modules, file=sys.stderr)
+"""
+
+
+def _run_imports_jinja(tmp_path: Path, tasks: str) -> tuple[bool, str]:
+    (tmp_path / "inventory.yaml").write_text("all:\n  hosts:\n    localhost:\n      connection: local\n")
+    (tmp_path / "playbook.yaml").write_text(f"- hosts: all\n  tasks:\n{tasks}")
+    code = _RUN.format(playbook=str(tmp_path / "playbook.yaml"), inventory=str(tmp_path / "inventory.yaml"))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**os.environ, "SMLPLAY_RUNS_DIR": str(tmp_path / "runs")}, timeout=120,
+    )
+    return done.stderr.strip().splitlines()[-1] == "True", done.stdout
+
+
+def test_a_playbook_without_templates_runs_without_jinja(tmp_path: Path) -> None:
+    imported, out = _run_imports_jinja(tmp_path, "    - command: echo plain\n    - shell: test -n \"$HOME\"\n")
+    assert not imported
+    assert "ok=2" in out
+
+
+def test_the_first_template_brings_jinja_in(tmp_path: Path) -> None:
+    tasks = "    - command: echo {{ 6 * 7 }}\n      register: r\n    - assert:\n        that: r.stdout == '42'\n"
+    imported, out = _run_imports_jinja(tmp_path, tasks)
+    assert imported
+    assert "ok=2" in out and "failed=0" in out
