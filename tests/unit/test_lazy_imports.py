@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.actions.allocate import SCHEDULER_NAMES
 
 
@@ -29,6 +31,44 @@ def test_paramiko_loads_without_invoke_and_match_exec_still_works() -> None:
         "assert config.lookup('somehost')['user'] == 'bob'"
     )
     assert "invoke" in mods
+
+
+def test_paramiko_loads_without_importlib_metadata_and_knows_its_version() -> None:
+    mods = _modules_after(
+        "from engine.transport import _paramiko\n"
+        "p = _paramiko.load()\n"
+        "import sys\n"
+        "assert 'importlib.metadata' not in sys.modules\n"
+        "from importlib import metadata\n"
+        "assert p.__version__ == metadata.version('paramiko') and p.Transport._CLIENT_ID.endswith(p.__version__)\n"
+        "assert metadata.distribution('paramiko').name == 'paramiko'  # the real module, once asked for"
+    )
+    assert "importlib.metadata" in mods
+    # with no METADATA beside the package, paramiko asks the real module, as without smlplay
+    _modules_after(
+        "from engine.transport import _paramiko\n"
+        "_paramiko._installed_version = lambda package: None\n"
+        "p = _paramiko.load()\n"
+        "import sys\n"
+        "assert 'importlib.metadata' in sys.modules and p.__version__"
+    )
+
+
+def test_the_installed_version_is_read_from_the_one_dist_info(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.transport._paramiko import _installed_version
+
+    (tmp_path / "fakepkg").mkdir()
+    (tmp_path / "fakepkg" / "__init__.py").write_text("")
+    info = tmp_path / "fakepkg-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.2.3\n\nVersion: 9 (the body)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _installed_version("fakepkg") == "1.2.3"
+    (info / "METADATA").write_text("Name: fakepkg\n\nVersion: 9\n")  # no Version header
+    assert _installed_version("fakepkg") is None
+    (tmp_path / "fakepkg-1.0.dist-info").mkdir()  # two installs' leftovers: ask the real module
+    assert _installed_version("fakepkg") is None
+    assert _installed_version("no_such_package_here") is None
 
 
 def test_a_run_without_allocations_or_http_does_not_import_slurm_or_http() -> None:
