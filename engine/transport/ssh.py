@@ -53,7 +53,7 @@ from engine.transport._shell import (
     shell_path,
 )
 from engine.transport.base import BASH_C, BackgroundSpec, CommandResult, Connection, ProcessRecord
-from engine.transport.ssh_connect import _connect_chain, _Retry
+from engine.transport.ssh_connect import _connect_chain, _Retry, session_started
 from engine.transport.ssh_files import SftpFiles
 from engine.transport.ssh_hosts import SshHostSpec
 from engine.transport.ssh_pool import ShellPool
@@ -103,9 +103,7 @@ class SshTransport:
         self._shells = ShellPool(
             spec.name,
             spec.max_shells,
-            lambda: RemoteShell.open(
-                self._transport(), timeout=spec.connect_timeout, generation=self._generation
-            ),
+            self._open_shell,
             self._connected,
         )
         self._files = SftpFiles(spec.name, self._transport)
@@ -121,6 +119,11 @@ class SshTransport:
         channel = self._transport().open_session(timeout=self.spec.connect_timeout)
         channel.exec_command(command)
         return channel
+
+    def _open_shell(self) -> RemoteShell:
+        shell = RemoteShell.open(self._transport(), timeout=self.spec.connect_timeout, generation=self._generation)
+        session_started(self._clients)  # sshd writes without Nagle from now on (ssh_connect)
+        return shell
 
     def connect(self) -> SshTransport:
         """Open the connection now (with retries and backoff) instead of on first use."""

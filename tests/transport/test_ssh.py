@@ -5,8 +5,10 @@ The framing parser and host-variable parsing are also tested on their own, witho
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -51,6 +53,26 @@ def _gone(pid: int) -> bool:
 def test_engine_transport_does_not_import_paramiko() -> None:
     code = "import sys, engine.transport; assert 'paramiko' not in sys.modules, 'paramiko'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+def test_the_ssh_socket_acknowledges_each_read_until_it_settles() -> None:
+    from engine.transport.ssh_connect import _tcp_socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        sock = _tcp_socket("127.0.0.1", server.getsockname()[1], timeout=5)
+        peer, _ = server.accept()
+        with peer, contextlib.closing(sock):
+            quickack = lambda: sock._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)  # noqa: E731
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) and not sock.settled
+            for _ in range(3):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)  # as the kernel does
+                peer.sendall(b"x")
+                assert sock.recv(10) == b"x" and quickack() == 1
+            sock.settle()  # reads go straight to the socket: no setsockopt after them
+            assert sock.settled and sock.recv == sock._sock.recv
+            peer.sendall(b"y")
+            assert sock.recv(10) == b"y"
 
 
 def test_markers_found_when_fed_byte_by_byte() -> None:
@@ -116,6 +138,18 @@ def test_ssh_transport_satisfies_the_protocol() -> None:
 
 
 # -------------------------------------------------------------------------- commands
+
+
+@pytest.mark.cluster
+def test_the_socket_settles_once_the_first_session_started(sshd: Sshd) -> None:
+    t = _transport(sshd).connect()
+    try:
+        sock = t._clients[0].get_transport().sock
+        assert not sock.settled  # logged in, no session yet: sshd still writes with Nagle
+        assert t.run("echo hi").stdout == "hi\n"
+        assert sock.settled
+    finally:
+        t.close()
 
 
 @pytest.mark.cluster
@@ -469,6 +503,7 @@ def test_jump_host(sshd: Sshd) -> None:
         assert [str(j) for j in t.spec.jump] == [f"{sshd.user}@127.0.0.1:{sshd.port}"]
         assert t.run("echo through; echo e >&2").stdout == "through\n"
         assert len(t._clients) == 2  # jump host, then the target through it
+        assert not t._clients[0].get_transport().sock.settled  # the jump's sshd keeps Nagle on
         t.put(b"via jump", "/tmp/smlplay-jump-test")
         assert t.read("/tmp/smlplay-jump-test") == b"via jump"
     finally:
