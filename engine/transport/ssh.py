@@ -4,8 +4,9 @@ What a task costs over SSH decides the design (``reference/ssh-task-cost.md``): 
 channel per command makes sshd start the login shell, and cluster rc files make that
 0.1-1 s; a bash kept open per host and fed through stdin costs one round trip. So:
 
-- one connection per host, opened once (with ``TCP_NODELAY``: without it paramiko stalls
-  ~40 ms per channel on Nagle against delayed ACK), through jump hosts when configured;
+- one connection per host, opened once (with ``TCP_NODELAY``, and prompt ACKs until the
+  first session starts: without them a channel stalls ~40 ms on Nagle against delayed ACK,
+  see :mod:`.ssh_connect`), through jump hosts when configured;
 - foreground commands run in a small pool of persistent remote shells (grown on demand up
   to ``ssh_max_shells``, so ``run`` from the executor's threads and ``alive`` from the
   monitor thread never wait on each other); framing in :mod:`engine.transport._shell`;
